@@ -1,0 +1,10 @@
+# nfq_add_test(NAME name SOURCES a.cc... LIBS lib... [LABELS l...])
+# The one way a unit test is added: GoogleTest main, warnings, ctest discovery.
+include(GoogleTest)
+function(nfq_add_test)
+  cmake_parse_arguments(T "" "NAME" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main Threads::Threads)
+  nfq_warnings(${T_NAME})
+  gtest_discover_tests(${T_NAME} DISCOVERY_TIMEOUT 30 PROPERTIES LABELS "unit;${T_LABELS}")
+endfunction()

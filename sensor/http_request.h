@@ -1,0 +1,40 @@
+// Incremental HTTP/1.x request-head parser. Fed the bytes of one direction of one TCP flow
+// in order, in pieces of any size; reports each request head once. Lax like real servers
+// (bare LF, extra spaces, any method token, HTTP/0.9), bounded (request line 8 KiB, header
+// block 16 KiB), and it never copies an IMDS token value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace nfq::sensor {
+
+namespace request_flag {
+inline constexpr uint32_t kTruncated = 1u << 0;     // head ended (flush) before it was complete
+inline constexpr uint32_t kOversized = 1u << 1;     // request line or header block over its cap
+inline constexpr uint32_t kChunked = 1u << 2;       // chunked body: the flow is not followed further
+inline constexpr uint32_t kNonHttp = 1u << 3;       // bytes that are not an HTTP request
+inline constexpr uint32_t kBareLf = 1u << 4;        // LF without CR
+inline constexpr uint32_t kHttp09 = 1u << 5;        // request line without a version
+inline constexpr uint32_t kInconsistent = 1u << 6;  // overlapping segments disagreed (reassembly)
+inline constexpr uint32_t kProxyHeaders = 1u << 7;  // X-Forwarded-For / Via / Forwarded present
+}  // namespace request_flag
+
+// Comma-separated names of the set bits, e.g. "truncated,oversized".
+std::string RequestFlagNames(uint32_t flags);
+
+struct HttpRequest {
+  std::string method;
+  std::string target;   // as sent, capped at the request-line cap
+  std::string version;  // "HTTP/1.1"; empty for HTTP/0.9
+  std::string host;
+  std::string user_agent;
+  std::string forwarded;  // values of X-Forwarded-For, Via, Forwarded, joined by ", "
+  bool has_imds_token = false;  // X-aws-ec2-metadata-token present (value never stored)
+  bool has_token_ttl = false;   // X-aws-ec2-metadata-token-ttl-seconds present
+  uint64_t content_length = 0;
+  uint32_t flags = 0;  // request_flag bits
+};
+
+}  // namespace nfq::sensor
