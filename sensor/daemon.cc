@@ -1,0 +1,380 @@
+#include "sensor/daemon.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#ifdef NFQ_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "alerting/alert_sink.h"
+#include "alerting/hit.h"
+#include "rules/path_filter.h"
+#include "sensor/inspector.h"
+#include "sensor/nfqueue.h"
+#include "sensor/options.h"
+#include "sensor/sinks.h"
+#include "sensor/unique_fd.h"
+
+namespace nfq::sensor {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitCannotStart = 1;
+constexpr int kExitUsage = 2;
+
+void Log(std::string_view line) {
+  // One write per line so concurrent threads never interleave within a line.
+  std::string out = fmt::format("nfq-apeeper: {}\n", line);
+  const char* p = out.data();
+  size_t left = out.size();
+  while (left > 0) {
+    const ssize_t n = ::write(STDERR_FILENO, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+void Notify([[maybe_unused]] const char* state) {
+#ifdef NFQ_HAVE_SYSTEMD
+  sd_notify(0, state);
+#endif
+}
+
+std::shared_ptr<const rules::PathFilter> BuildFilter(const Options& opts, std::string* error) {
+  rules::FilterMode mode = rules::FilterMode::kAll;
+  std::string items;
+  const std::optional<std::string>* list = nullptr;
+  if (opts.blacklist) {
+    mode = rules::FilterMode::kBlacklist;
+    list = &opts.blacklist;
+  } else if (opts.whitelist) {
+    mode = rules::FilterMode::kWhitelist;
+    list = &opts.whitelist;
+  }
+  if (list != nullptr) {
+    auto expanded = ExpandPathList(**list, error);
+    if (!expanded) return nullptr;
+    items = std::move(*expanded);
+  }
+  rules::FilterOptions filter_options;
+  filter_options.treat_dated_versions_as_latest = opts.dated_as_latest;
+  auto filter = rules::PathFilter::Create(mode, items, filter_options, error);
+  if (!filter) return nullptr;
+  return std::make_shared<const rules::PathFilter>(std::move(*filter));
+}
+
+// Kernel-side view of our queue, from /proc/net/netfilter/nfnetlink_queue.
+struct KernelQueueStats {
+  bool found = false;
+  uint64_t waiting = 0, queue_dropped = 0, user_dropped = 0, id_sequence = 0;
+};
+
+KernelQueueStats ReadKernelQueueStats(uint16_t queue_num) {
+  KernelQueueStats stats;
+  std::ifstream in("/proc/net/netfilter/nfnetlink_queue");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    uint64_t number, portid, waiting, copy_mode, copy_range, queue_dropped, user_dropped, id_seq;
+    if (fields >> number >> portid >> waiting >> copy_mode >> copy_range >> queue_dropped >>
+            user_dropped >> id_seq &&
+        number == queue_num) {
+      stats = {true, waiting, queue_dropped, user_dropped, id_seq};
+    }
+  }
+  return stats;
+}
+
+std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, const SinkSet& sinks,
+                           uint16_t queue_num) {
+  const QueueCounters& q = queue.counters();
+  const InspectorCounters& c = inspector.counters();
+  uint64_t parse_errors = 0;
+  for (uint64_t e : c.parse_errors) parse_errors += e;
+  const KernelQueueStats k = ReadKernelQueueStats(queue_num);
+  std::string line = fmt::format(
+      "counters: packets={} bytes={} verdicts={} verdict_errors={} enobufs={} recv_errors={} "
+      "malformed_messages={} parse_errors={} not_metadata={} truncated_packets={} "
+      "payload_bytes={} flows={} flows_created={} flows_evicted={} flows_expired={} "
+      "flows_closed={} retransmitted_bytes={} gaps={} requests={} hits={} filtered={} "
+      "events_dropped={}",
+      q.packets, q.bytes, q.verdicts, q.verdict_errors, q.enobufs, q.recv_errors,
+      q.malformed_messages, parse_errors, c.not_metadata, c.truncated_packets, c.payload_bytes,
+      inspector.flow_count(), c.flows_created, c.flows_evicted, c.flows_expired, c.flows_closed,
+      c.retransmitted_bytes, c.gaps, c.requests, c.hits, c.filtered, c.events_dropped);
+  for (size_t i = 1; i < c.parse_errors.size(); ++i) {
+    if (c.parse_errors[i] != 0) {
+      line += fmt::format(" parse_error.{}={}", PacketErrorName(static_cast<PacketError>(i)),
+                          c.parse_errors[i]);
+    }
+  }
+  if (k.found) {
+    line += fmt::format(" kernel.waiting={} kernel.queue_dropped={} kernel.user_dropped={} kernel.id_sequence={}",
+                        k.waiting, k.queue_dropped, k.user_dropped, k.id_sequence);
+  }
+  const std::string sink_counters = sinks.FormatCounters();
+  if (!sink_counters.empty()) line += " " + sink_counters;
+  return line;
+}
+
+// Returns an error line, or empty when DIR exists (or was created, mode 0700) and is writable.
+std::string PrepareStateDir(const std::string& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return fmt::format("state dir {}: {}", dir, std::strerror(errno));
+    // Create parents as needed.
+    for (size_t pos = 1; pos != std::string::npos;) {
+      pos = dir.find('/', pos + 1);
+      const std::string part = dir.substr(0, pos);
+      if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
+        return fmt::format("cannot create state dir {}: {}; fix: create it or pass --state-dir",
+                           part, std::strerror(errno));
+      }
+    }
+  } else if (!S_ISDIR(st.st_mode)) {
+    return fmt::format("state dir {} is not a directory; fix: pass --state-dir", dir);
+  }
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    return fmt::format("state dir {} is not writable: {}; fix: run as root or pass --state-dir",
+                       dir, std::strerror(errno));
+  }
+  return {};
+}
+
+// Moves hits from the packet thread's ring to the sinks. Wakes on the eventfd the packet
+// thread writes after pushing, and at least every 100 ms so sinks can run their timers.
+class AlertThread {
+ public:
+  AlertThread(Inspector::EventRing* ring, SinkSet* sinks, int wake_fd)
+      : ring_(ring), sinks_(sinks), wake_fd_(wake_fd), thread_([this] { Run(); }) {}
+  ~AlertThread() { Stop(); }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stop_.store(true, std::memory_order_release);
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      while (auto hit = ring_->TryPop()) sinks_->Publish(*hit);
+      if (stop_.load(std::memory_order_acquire)) break;
+      sinks_->Tick();
+      pollfd pfd{wake_fd_, POLLIN, 0};
+      if (poll(&pfd, 1, 100) > 0) {
+        uint64_t value;
+        [[maybe_unused]] auto n = ::read(wake_fd_, &value, sizeof value);
+      }
+    }
+    while (auto hit = ring_->TryPop()) sinks_->Publish(*hit);
+    sinks_->Flush();
+  }
+
+  Inspector::EventRing* ring_;
+  SinkSet* sinks_;
+  int wake_fd_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+int Check(const Options& opts) {
+  int status = kExitOk;
+  auto report = [&status](bool ok, std::string_view what) {
+    fmt::print("{} {}\n", ok ? "ok:  " : "FAIL:", what);
+    if (!ok) status = kExitCannotStart;
+  };
+  report(true, "options");
+  if (const std::string err = PrepareStateDir(opts.state_dir); err.empty()) {
+    report(true, fmt::format("state dir {}", opts.state_dir));
+  } else {
+    report(false, err);
+  }
+  const bool module = access("/proc/net/netfilter/nfnetlink_queue", F_OK) == 0;
+  report(module, module ? "nfnetlink_queue is available"
+                        : "nfnetlink_queue is not loaded; fix: modprobe nfnetlink_queue");
+  std::string sink_error;
+  report(CheckSinks(opts, &sink_error), sink_error.empty() ? "alerting configuration" : sink_error);
+  return status;
+}
+
+}  // namespace
+
+int RunDaemon(int argc, char** argv) {
+  ParseOutcome parsed = ParseOptions(argc, argv, std::getenv("NFQ_APEEPER_FACTORY"));
+  if (!parsed.options) {
+    fmt::print(stderr, "nfq-apeeper: {} (see --help)\n", parsed.error);
+    return kExitUsage;
+  }
+  const Options& opts = *parsed.options;
+  if (opts.help) {
+    fmt::print("{}", UsageText());
+    return kExitOk;
+  }
+  if (opts.version) {
+    fmt::print("nfq-apeeper {}\n", NFQ_APEEPER_VERSION);
+    return kExitOk;
+  }
+  std::string error;
+  auto filter = BuildFilter(opts, &error);
+  if (!filter) {
+    fmt::print(stderr, "nfq-apeeper: {} (see --help)\n", error);
+    return kExitUsage;
+  }
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    Log("cannot initialise libcurl");
+    return kExitCannotStart;
+  }
+  struct CurlCleanup {
+    ~CurlCleanup() { curl_global_cleanup(); }
+  } curl_cleanup;
+  if (opts.check) return Check(opts);
+
+  if (const std::string err = PrepareStateDir(opts.state_dir); !err.empty()) {
+    Log(err);
+    return kExitCannotStart;
+  }
+
+  // Signals: blocked in every thread (threads inherit the mask) and read from a signalfd in
+  // the packet loop, so no handler ever runs in the middle of anything.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&signals, s);
+  sigset_t blocked = signals;
+  sigaddset(&blocked, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+  UniqueFd signal_fd(signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
+  UniqueFd timer_fd(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  UniqueFd wake_fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!signal_fd || !timer_fd || !wake_fd) {
+    Log(fmt::format("cannot create signalfd/timerfd/eventfd: {}", std::strerror(errno)));
+    return kExitCannotStart;
+  }
+  const itimerspec tick{{1, 0}, {1, 0}};
+  timerfd_settime(timer_fd.get(), 0, &tick, nullptr);
+
+  QueueConfig queue_config{opts.queue_num, opts.queue_maxlen, opts.rcvbuf_bytes};
+  QueueOpenResult opened = NfQueue::Open(queue_config);
+  if (!opened.queue) {
+    Log(opened.message);
+    return kExitCannotStart;
+  }
+  NfQueue& queue = *opened.queue;
+
+  std::unique_ptr<SinkSet> sinks = MakeSinks(opts, Log, &error);
+  if (!sinks) {
+    Log(error);
+    return kExitCannotStart;
+  }
+
+  Inspector::EventRing events(opts.event_queue_cap);
+  InspectorConfig inspector_config;
+  inspector_config.queue_num = opts.queue_num;
+  inspector_config.flow_table_cap = opts.flow_table_cap;
+  inspector_config.flow_idle = std::chrono::seconds(opts.flow_idle_seconds);
+  Inspector inspector(inspector_config, filter, &events);
+  AlertThread alert_thread(&events, sinks.get(), wake_fd.get());
+
+  Log(fmt::format("started {}: queue {} (maxlen {}, rcvbuf {} bytes), paths: {}", NFQ_APEEPER_VERSION,
+                  opts.queue_num, opts.queue_maxlen, queue.rcvbuf_bytes(), filter->Describe()));
+  Notify("READY=1");
+
+  uint64_t reported_enobufs = 0;
+  uint64_t reported_dropped = 0;
+  bool running = true;
+  while (running) {
+    pollfd fds[3] = {{queue.fd(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}, {timer_fd.get(), POLLIN, 0}};
+    if (poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      Log(fmt::format("poll failed: {}", std::strerror(errno)));
+      break;
+    }
+    if (fds[0].revents) {
+      const uint64_t hits_before = inspector.counters().hits;
+      queue.ReceiveBatch([&inspector](const QueuedPacket& packet) { inspector.OnPacket(packet); });
+      if (inspector.counters().hits != hits_before) {
+        const uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(wake_fd.get(), &one, sizeof one);
+      }
+    }
+    if (fds[2].revents) {
+      uint64_t expirations;
+      [[maybe_unused]] auto n = ::read(timer_fd.get(), &expirations, sizeof expirations);
+      inspector.Tick();
+      Notify("WATCHDOG=1");
+      if (queue.counters().enobufs != reported_enobufs) {
+        Log(fmt::format("lost visibility: the kernel could not deliver {} packet messages "
+                        "(ENOBUFS; the packets were accepted); consider a larger --rcvbuf",
+                        queue.counters().enobufs - reported_enobufs));
+        reported_enobufs = queue.counters().enobufs;
+      }
+      if (inspector.counters().events_dropped != reported_dropped) {
+        Log(fmt::format("dropped {} hits: the alert queue was full (--event-queue-cap)",
+                        inspector.counters().events_dropped - reported_dropped));
+        reported_dropped = inspector.counters().events_dropped;
+      }
+    }
+    if (fds[1].revents) {
+      signalfd_siginfo info;
+      while (::read(signal_fd.get(), &info, sizeof info) == sizeof info) {
+        switch (info.ssi_signo) {
+          case SIGTERM:
+          case SIGINT:
+            running = false;
+            break;
+          case SIGHUP: {
+            Notify("RELOADING=1");
+            std::string reload_error;
+            if (auto reloaded = BuildFilter(opts, &reload_error)) {
+              inspector.SetFilter(reloaded);
+              filter = std::move(reloaded);
+              Log(fmt::format("reloaded path lists: {}", filter->Describe()));
+            } else {
+              Log(fmt::format("reload failed, keeping {}: {}", filter->Describe(), reload_error));
+            }
+            Notify("READY=1");
+            break;
+          }
+          case SIGUSR1:
+            Log(FormatCounters(queue, inspector, *sinks, opts.queue_num));
+            break;
+          default:
+            break;
+        }
+      }
+    }
+  }
+
+  Notify("STOPPING=1");
+  queue.Close();
+  alert_thread.Stop();
+  Log(FormatCounters(queue, inspector, *sinks, opts.queue_num));
+  Log("stopped");
+  return kExitOk;
+}
+
+}  // namespace nfq::sensor

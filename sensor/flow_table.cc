@@ -1,0 +1,48 @@
+#include "sensor/flow_table.h"
+
+namespace nfq::sensor {
+
+FlowTable::FlowTable(size_t capacity, Clock::duration idle_timeout)
+    : capacity_(capacity), idle_timeout_(idle_timeout) {
+  index_.reserve(capacity);
+}
+
+Flow* FlowTable::FindOrCreate(const FlowKey& key, Clock::time_point now, Flow* evicted,
+                              bool* did_evict) {
+  *did_evict = false;
+  if (auto it = index_.find(key); it != index_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+    it->second->last_seen = now;
+    return &*it->second;
+  }
+  if (index_.size() >= capacity_) {
+    // Reuse the oldest node: no allocation once the table is full.
+    auto oldest = std::prev(lru_.end());
+    index_.erase(oldest->key);
+    *evicted = std::move(*oldest);
+    *did_evict = true;
+    *oldest = Flow{};
+    lru_.splice(lru_.begin(), lru_, oldest);
+  } else {
+    lru_.emplace_front();
+  }
+  Flow& flow = lru_.front();
+  flow.key = key;
+  flow.last_seen = now;
+  index_.emplace(key, lru_.begin());
+  return &flow;
+}
+
+Flow* FlowTable::Find(const FlowKey& key) {
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &*it->second;
+}
+
+void FlowTable::Erase(const FlowKey& key) {
+  if (auto it = index_.find(key); it != index_.end()) {
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+}
+
+}  // namespace nfq::sensor

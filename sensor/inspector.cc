@@ -1,0 +1,191 @@
+#include "sensor/inspector.h"
+
+#include <linux/netfilter.h>
+
+#include "rules/path.h"
+#include "rules/path_filter.h"
+#include "sensor/http_parser.h"
+#include "sensor/nfqueue.h"
+
+namespace nfq::sensor {
+namespace {
+
+constexpr std::array<uint8_t, 4> kMetadataV4 = {169, 254, 169, 254};
+constexpr std::array<uint8_t, 16> kMetadataV6 = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0,
+                                                 0,    0,    0,    0,    0, 0, 0x02, 0x54};
+constexpr uint16_t kHttpPort = 80;
+
+// TCP sequence arithmetic modulo 2^32: true when a comes before b.
+bool SeqBefore(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
+
+std::string JoinFlags(uint32_t request_flags, uint32_t path_flags) {
+  std::string names = RequestFlagNames(request_flags);
+  const std::string path_names = rules::PathFlagNames(path_flags);
+  if (!names.empty() && !path_names.empty()) names += ',';
+  return names + path_names;
+}
+
+}  // namespace
+
+bool IsMetadataService(const FlowKey& key) {
+  if (key.dst_port != kHttpPort) return false;
+  if (key.family == IpFamily::kV4) {
+    return std::equal(kMetadataV4.begin(), kMetadataV4.end(), key.dst.begin());
+  }
+  return key.dst == kMetadataV6;
+}
+
+const char* HookName(uint8_t hook) {
+  switch (hook) {
+    case NF_INET_PRE_ROUTING: return "prerouting";
+    case NF_INET_LOCAL_IN: return "input";
+    case NF_INET_FORWARD: return "forward";
+    case NF_INET_LOCAL_OUT: return "output";
+    case NF_INET_POST_ROUTING: return "postrouting";
+    default: return "unknown";
+  }
+}
+
+Inspector::Inspector(const InspectorConfig& config, std::shared_ptr<const rules::PathFilter> filter,
+                     EventRing* events)
+    : config_(config),
+      filter_(std::move(filter)),
+      events_(events),
+      flows_(config.flow_table_cap, config.flow_idle) {}
+
+Inspector::~Inspector() = default;
+
+void Inspector::SetFilter(std::shared_ptr<const rules::PathFilter> filter) {
+  filter_ = std::move(filter);
+}
+
+void Inspector::OnPacket(const QueuedPacket& packet) {
+  ++counters_.packets;
+  const PacketParseResult parsed = ParsePacket(packet.payload);
+  if (parsed.error != PacketError::kNone) {
+    const auto index = static_cast<size_t>(parsed.error);
+    if (index < counters_.parse_errors.size()) ++counters_.parse_errors[index];
+    return;
+  }
+  const TcpSegment& segment = parsed.segment;
+  if (config_.check_destination && !IsMetadataService(segment.key)) {
+    ++counters_.not_metadata;
+    return;
+  }
+  const bool truncated = segment.truncated || packet.original_length > packet.payload.size();
+  if (truncated) ++counters_.truncated_packets;
+  const uint32_t extra_flags = truncated ? request_flag::kTruncated : 0;
+  const bool closing = (segment.flags & (tcp_flag::kFin | tcp_flag::kRst)) != 0;
+  const auto now = FlowTable::Clock::now();
+
+  if (segment.payload.empty() && !(segment.flags & tcp_flag::kSyn)) {
+    if (closing) {
+      if (Flow* flow = flows_.Find(segment.key)) {
+        FinishFlow(*flow);
+        flows_.Erase(segment.key);
+        ++counters_.flows_closed;
+      }
+    }
+    return;  // pure ACKs carry nothing to read
+  }
+
+  bool did_evict = false;
+  const size_t before = flows_.size();
+  Flow* flow = flows_.FindOrCreate(segment.key, now, &evicted_, &did_evict);
+  if (did_evict) {
+    ++counters_.flows_evicted;
+    FinishFlow(evicted_);
+    evicted_ = Flow{};
+  }
+  if (flows_.size() > before || did_evict) ++counters_.flows_created;
+  flow->hook = packet.hook;
+  if (packet.has_uid) {
+    flow->has_uid = true;
+    flow->uid = packet.uid;
+    flow->gid = packet.gid;
+  }
+
+  if (segment.flags & tcp_flag::kSyn) {
+    // A new connection on a reused tuple: start over.
+    if (flow->seq_known) FinishFlow(*flow);
+    flow->parser.Reset();
+    flow->next_seq = segment.seq + 1;
+    flow->seq_known = true;
+  }
+  if (!segment.payload.empty()) {
+    uint32_t seq = segment.seq + ((segment.flags & tcp_flag::kSyn) ? 1u : 0u);
+    std::string_view bytes(reinterpret_cast<const char*>(segment.payload.data()),
+                           segment.payload.size());
+    if (!flow->seq_known) {
+      // Joined mid-stream (daemon restart, eviction): read from here.
+      flow->next_seq = seq;
+      flow->seq_known = true;
+    }
+    if (SeqBefore(seq, flow->next_seq)) {
+      // Retransmission: skip what was already read, so a request is never counted twice.
+      const uint32_t already = flow->next_seq - seq;
+      const size_t skip = std::min<size_t>(already, bytes.size());
+      counters_.retransmitted_bytes += skip;
+      bytes.remove_prefix(skip);
+      seq += static_cast<uint32_t>(skip);
+    } else if (seq != flow->next_seq) {
+      // A hole: bytes before this segment were not seen (yet). Report what was read so far
+      // and resynchronise here.
+      ++counters_.gaps;
+      FinishFlow(*flow);
+      flow->parser.Reset();
+    }
+    if (!bytes.empty()) {
+      counters_.payload_bytes += bytes.size();
+      Feed(*flow, bytes, extra_flags);
+      flow->next_seq = seq + static_cast<uint32_t>(bytes.size());
+    }
+  }
+  if (closing) {
+    FinishFlow(*flow);
+    flows_.Erase(segment.key);
+    ++counters_.flows_closed;
+  }
+}
+
+void Inspector::Tick() {
+  counters_.flows_expired += flows_.ExpireIdle(FlowTable::Clock::now(), [this](Flow& flow) { FinishFlow(flow); });
+}
+
+void Inspector::Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags) {
+  flow.parser.Feed(bytes, [&](const HttpRequest& request) { OnRequest(request, flow, extra_flags); });
+}
+
+void Inspector::FinishFlow(Flow& flow) {
+  flow.parser.Finish([&](const HttpRequest& request) { OnRequest(request, flow, 0); });
+}
+
+void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags) {
+  ++counters_.requests;
+  rules::ResolvedPath resolved = rules::ResolveTarget(request.target);
+  if (!filter_->ShouldAlert(resolved) && !(request.flags & request_flag::kNonHttp)) {
+    ++counters_.filtered;
+    return;
+  }
+  ++counters_.hits;
+  alerting::Hit hit;
+  hit.url = request.target;
+  hit.norm = std::move(resolved.path);
+  hit.method = request.method;
+  const bool token_put = request.method == "PUT" && hit.norm == "/latest/api/token";
+  hit.imds = (request.has_imds_token || request.has_token_ttl || token_put) ? "v2" : "v1";
+  hit.src = FormatEndpoint(flow.key.family, flow.key.src, flow.key.src_port);
+  if (flow.has_uid) {
+    hit.uid = flow.uid;
+    hit.gid = flow.gid;
+  }
+  hit.first = hit.last = alerting::Hit::Clock::now();
+  hit.flags = JoinFlags(request.flags | extra_flags, resolved.flags);
+  hit.queue = config_.queue_num;
+  hit.hook = HookName(flow.hook);
+  hit.host = request.host;
+  hit.user_agent = request.user_agent;
+  if (!events_->TryPush(std::move(hit))) ++counters_.events_dropped;
+}
+
+}  // namespace nfq::sensor

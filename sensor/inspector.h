@@ -1,0 +1,86 @@
+// The "decide" half of the packet path: given a queued packet that has already been
+// ACCEPTed, follow its flow, read its HTTP requests, apply the path filter and hand hits to
+// the alert thread. Pure computation over bounded state: no I/O, no locks, no waiting.
+//
+// Thread-safety: packet thread only (the filter may be swapped there, e.g. on SIGHUP).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "alerting/hit.h"
+#include "sensor/flow_table.h"
+#include "sensor/packet.h"
+#include "sensor/spsc_ring.h"
+
+namespace nfq::rules {
+class PathFilter;
+}
+
+namespace nfq::sensor {
+
+struct QueuedPacket;
+struct HttpRequest;
+
+struct InspectorCounters {
+  uint64_t packets = 0;
+  std::array<uint64_t, 16> parse_errors{};  // indexed by PacketError
+  uint64_t not_metadata = 0;     // destination other than the metadata service port 80
+  uint64_t truncated_packets = 0;
+  uint64_t payload_bytes = 0;
+  uint64_t flows_created = 0;
+  uint64_t flows_evicted = 0;    // at the flow-table cap
+  uint64_t flows_expired = 0;    // idle timeout
+  uint64_t flows_closed = 0;     // FIN/RST
+  uint64_t retransmitted_bytes = 0;
+  uint64_t gaps = 0;             // a segment beyond the next expected byte
+  uint64_t requests = 0;
+  uint64_t hits = 0;             // requests the filter alerted on
+  uint64_t filtered = 0;         // requests the filter let pass silently
+  uint64_t events_dropped = 0;   // hits lost because the alert queue was full
+};
+
+struct InspectorConfig {
+  uint16_t queue_num = 0;
+  size_t flow_table_cap = 16384;
+  std::chrono::seconds flow_idle{120};
+  bool check_destination = true;  // ignore packets not addressed to the metadata service
+};
+
+class Inspector {
+ public:
+  using EventRing = SpscRing<alerting::Hit>;
+
+  // REQUIRES: events outlives the inspector; filter non-null.
+  Inspector(const InspectorConfig& config, std::shared_ptr<const rules::PathFilter> filter,
+            EventRing* events);
+  ~Inspector();
+
+  void OnPacket(const QueuedPacket& packet);
+  // Expires idle flows; call about once a second.
+  void Tick();
+
+  void SetFilter(std::shared_ptr<const rules::PathFilter> filter);
+  const InspectorCounters& counters() const { return counters_; }
+  size_t flow_count() const { return flows_.size(); }
+
+ private:
+  void Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags);
+  void FinishFlow(Flow& flow);
+  void OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags);
+
+  InspectorConfig config_;
+  std::shared_ptr<const rules::PathFilter> filter_;
+  EventRing* events_;
+  FlowTable flows_;
+  Flow evicted_;  // scratch for the flow that FindOrCreate pushed out
+  InspectorCounters counters_;
+};
+
+// True for 169.254.169.254:80 and [fd00:ec2::254]:80.
+bool IsMetadataService(const FlowKey& key);
+const char* HookName(uint8_t hook);
+
+}  // namespace nfq::sensor

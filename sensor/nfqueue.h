@@ -1,0 +1,135 @@
+// An NFQUEUE binding on the libmnl-based libnetfilter_queue API. Move-only owner of the
+// netlink socket. Every packet it hands out has already been ACCEPTed: the verdict is sent
+// before the caller sees the bytes, so no parser or sink can delay or lose a verdict.
+//
+// Verdicts are sent as NFQNL_MSG_VERDICT_BATCH for the id just received. A batch verdict
+// accepts every queued packet with an id up to that one, so packets whose netlink message
+// was lost (ENOBUFS) or arrived while the queue was being configured are accepted by the
+// next one too, instead of waiting in the kernel forever.
+//
+// Thread-safety: one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+struct mnl_socket;
+
+namespace nfq::sensor {
+
+struct QueueConfig {
+  uint16_t queue_num = 0;
+  uint32_t queue_maxlen = 4096;
+  uint32_t rcvbuf_bytes = 8u << 20;
+};
+
+// Why the queue could not be opened; each maps to a one-line cause and fix.
+enum class QueueOpenError {
+  kNone,
+  kModuleMissing,    // nfnetlink_queue not available in this kernel / namespace
+  kNoPermission,     // no CAP_NET_ADMIN
+  kAlreadyBound,     // another process holds the queue number
+  kSocket,           // anything else; see message
+};
+
+struct QueueOpenResult;
+
+// Metadata the kernel attaches to a queued packet.
+struct QueuedPacket {
+  uint32_t packet_id = 0;  // host byte order
+  uint8_t hook = 0;        // NF_INET_* hook number
+  uint16_t hw_protocol = 0;
+  std::span<const uint8_t> payload;  // network-layer bytes, at most the copy range
+  uint32_t original_length = 0;      // NFQA_CAP_LEN when the kernel cut the packet, else payload size
+  bool has_uid = false;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t indev = 0;
+  uint32_t outdev = 0;
+};
+
+struct QueueCounters {
+  uint64_t messages = 0;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint64_t verdicts = 0;
+  uint64_t verdict_errors = 0;
+  uint64_t enobufs = 0;          // kernel dropped netlink messages: lost visibility, not packets
+  uint64_t malformed_messages = 0;
+  uint64_t recv_errors = 0;
+};
+
+class NfQueue {
+ public:
+  static QueueOpenResult Open(const QueueConfig& config);
+
+  NfQueue(NfQueue&&) noexcept;
+  NfQueue& operator=(NfQueue&&) noexcept;
+  NfQueue(const NfQueue&) = delete;
+  NfQueue& operator=(const NfQueue&) = delete;
+  ~NfQueue();
+
+  int fd() const;
+
+  // Receives what is waiting without blocking (the socket is non-blocking; poll fd() first).
+  // For each packet: sends its ACCEPT, then calls on_packet(const QueuedPacket&). Returns the
+  // number of packets handled; 0 when nothing was waiting. ENOBUFS is counted and survived;
+  // EINTR retried.
+  template <class OnPacket>
+  size_t ReceiveBatch(OnPacket&& on_packet, size_t max_datagrams = 64);
+
+  // Shutdown: reads and accepts what is still waiting in the socket, then accepts every
+  // packet still queued in the kernel, then unbinds. Packets queued in the microseconds
+  // between the last verdict and the unbind are dropped by the kernel and retransmitted by
+  // TCP, which the queue-bypass rule then lets through.
+
+  void Close();
+
+  const QueueCounters& counters() const { return counters_; }
+  uint32_t rcvbuf_bytes() const { return rcvbuf_bytes_; }
+
+ private:
+  using PacketCallback = void (*)(void* context, const QueuedPacket& packet);
+
+  NfQueue(mnl_socket* socket, uint16_t queue_num, uint32_t rcvbuf);
+  // Reads one datagram. Returns packets handled; sets *would_block when nothing was waiting.
+  size_t ReceiveDatagram(PacketCallback callback, void* context, bool* would_block);
+  void SendAccept(uint32_t packet_id);
+
+  friend struct QueueSetup;
+
+  mnl_socket* socket_ = nullptr;
+  uint16_t queue_num_ = 0;
+  uint32_t rcvbuf_bytes_ = 0;
+  uint32_t portid_ = 0;
+  uint32_t last_packet_id_ = 0;
+  bool seen_packet_ = false;
+  std::vector<char> buffer_;
+  QueueCounters counters_;
+};
+
+struct QueueOpenResult {
+  QueueOpenError error = QueueOpenError::kNone;
+  std::string message;  // one line: cause and fix
+  std::unique_ptr<NfQueue> queue;
+};
+
+template <class OnPacket>
+size_t NfQueue::ReceiveBatch(OnPacket&& on_packet, size_t max_datagrams) {
+  auto trampoline = [](void* context, const QueuedPacket& packet) {
+    (*static_cast<std::remove_reference_t<OnPacket>*>(context))(packet);
+  };
+  size_t handled = 0;
+  for (size_t i = 0; i < max_datagrams; ++i) {
+    bool would_block = false;
+    handled += ReceiveDatagram(trampoline, &on_packet, &would_block);
+    if (would_block) break;
+  }
+  return handled;
+}
+
+}  // namespace nfq::sensor
