@@ -1,0 +1,191 @@
+#include "sensor/inspector.h"
+
+#include <gtest/gtest.h>
+#include <linux/netfilter.h>
+
+#include <string>
+#include <vector>
+
+#include "rules/path_filter.h"
+#include "sensor/nfqueue.h"
+#include "test/sensor/test_packets.h"
+
+namespace nfq::sensor {
+namespace {
+
+using testing::BuildTcp;
+using testing::MetadataV4;
+using testing::MetadataV6;
+using testing::TcpSpec;
+
+std::shared_ptr<const rules::PathFilter> Filter(rules::FilterMode mode, std::string_view items) {
+  std::string error;
+  auto filter = rules::PathFilter::Create(mode, items, &error);
+  EXPECT_TRUE(filter) << error;
+  return std::make_shared<const rules::PathFilter>(std::move(*filter));
+}
+
+class InspectorTest : public ::testing::Test {
+ protected:
+  explicit InspectorTest(size_t flow_cap = 64, size_t ring = 64)
+      : events_(ring), inspector_(Config(flow_cap), Filter(rules::FilterMode::kAll, ""), &events_) {}
+
+  static InspectorConfig Config(size_t flow_cap) {
+    InspectorConfig config;
+    config.queue_num = 7;
+    config.flow_table_cap = flow_cap;
+    return config;
+  }
+
+  void Send(const TcpSpec& spec, std::string_view payload, uint32_t uid = 1000) {
+    const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
+    QueuedPacket packet;
+    packet.hook = NF_INET_LOCAL_OUT;
+    packet.payload = bytes;
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    packet.has_uid = true;
+    packet.uid = uid;
+    inspector_.OnPacket(packet);
+  }
+
+  std::vector<alerting::Hit> Drain() {
+    std::vector<alerting::Hit> hits;
+    while (auto hit = events_.TryPop()) hits.push_back(std::move(*hit));
+    return hits;
+  }
+
+  Inspector::EventRing events_;
+  Inspector inspector_;
+};
+
+TEST_F(InspectorTest, OneSegmentOneHitWithContractFields) {
+  Send(MetadataV4(40001), "GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: curl/7.88.1\r\n\r\n");
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  const auto& hit = hits[0];
+  EXPECT_EQ(hit.method, "GET");
+  EXPECT_EQ(hit.url, "/latest/meta-data/iam/security-credentials/");
+  EXPECT_EQ(hit.norm, "/latest/meta-data/iam/security-credentials/");
+  EXPECT_EQ(hit.imds, "v1");
+  EXPECT_EQ(hit.src, "10.0.0.2:40001");
+  EXPECT_EQ(hit.uid, 1000);
+  EXPECT_EQ(hit.hook, "output");
+  EXPECT_EQ(hit.queue, 7);
+  EXPECT_EQ(hit.host, "169.254.169.254");
+  EXPECT_EQ(hit.user_agent, "curl/7.88.1");
+  EXPECT_EQ(hit.count, 1u);
+  EXPECT_EQ(hit.flags, "");
+}
+
+TEST_F(InspectorTest, Ipv6AndImdsV2) {
+  Send(MetadataV6(40002), "PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\r\n");
+  Send(MetadataV6(40003), "GET /latest/meta-data/ HTTP/1.1\r\nX-aws-ec2-metadata-token: SECRETTOKEN\r\n\r\n");
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].method, "PUT");
+  EXPECT_EQ(hits[0].imds, "v2");
+  EXPECT_EQ(hits[0].src, "[fd42::2]:40002");
+  EXPECT_EQ(hits[1].imds, "v2");
+  for (const auto& hit : hits) {
+    for (const std::string* field : {&hit.url, &hit.norm, &hit.flags, &hit.host, &hit.user_agent}) {
+      EXPECT_EQ(field->find("SECRETTOKEN"), std::string::npos);
+    }
+  }
+}
+
+TEST_F(InspectorTest, OtherDestinationsAreIgnored) {
+  Send(testing::V4(10, 0, 0, 9), "GET /latest/meta-data/ HTTP/1.1\r\n\r\n");
+  TcpSpec other_port = MetadataV4();
+  other_port.dst_port = 8080;
+  Send(other_port, "GET /latest/meta-data/ HTTP/1.1\r\n\r\n");
+  EXPECT_TRUE(Drain().empty());
+  EXPECT_EQ(inspector_.counters().not_metadata, 2u);
+}
+
+TEST_F(InspectorTest, SplitRequestIsReadAcrossSegmentsOnce) {
+  const std::string request = "GET /latest/meta-data/iam/info HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (size_t cut = 1; cut < request.size(); ++cut) {
+    TcpSpec spec = MetadataV4(static_cast<uint16_t>(41000 + cut));
+    Send(spec, std::string_view(request).substr(0, cut));
+    spec.seq += static_cast<uint32_t>(cut);
+    Send(spec, std::string_view(request).substr(cut));
+    auto hits = Drain();
+    ASSERT_EQ(hits.size(), 1u) << cut;
+    EXPECT_EQ(hits[0].url, "/latest/meta-data/iam/info") << cut;
+  }
+}
+
+TEST_F(InspectorTest, RetransmissionIsNotCountedTwice) {
+  const std::string request = "GET /latest/meta-data/ HTTP/1.1\r\n\r\n";
+  Send(MetadataV4(), request);
+  Send(MetadataV4(), request);
+  EXPECT_EQ(Drain().size(), 1u);
+  EXPECT_EQ(inspector_.counters().retransmitted_bytes, request.size());
+}
+
+TEST_F(InspectorTest, PipelinedRequestsInOneSegment) {
+  Send(MetadataV4(), "GET /a HTTP/1.1\r\n\r\nPUT /latest/api/token HTTP/1.1\r\nContent-Length: 4\r\n\r\nbodyGET /b HTTP/1.1\r\n\r\n");
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 3u);
+  EXPECT_EQ(hits[0].url, "/a");
+  EXPECT_EQ(hits[1].method, "PUT");
+  EXPECT_EQ(hits[2].url, "/b");
+}
+
+TEST_F(InspectorTest, FinReportsAnUnfinishedRequestAsTruncated) {
+  Send(MetadataV4(), "GET /latest/meta-data/iam/");
+  EXPECT_TRUE(Drain().empty());
+  TcpSpec fin = MetadataV4();
+  fin.seq += 26;
+  fin.flags = 0x11;  // FIN|ACK
+  Send(fin, "");
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_NE(hits[0].flags.find("truncated"), std::string::npos);
+  EXPECT_EQ(inspector_.flow_count(), 0u);
+}
+
+TEST_F(InspectorTest, DotDotAlwaysAlertsAndFlagsAreReported) {
+  inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/user-data"));
+  Send(MetadataV4(1), "GET /latest/meta-data/ HTTP/1.1\r\n\r\n");
+  Send(MetadataV4(2), "GET /latest/meta-data/../user-data HTTP/1.1\r\n\r\n");
+  Send(MetadataV4(3), "GET /latest/%75ser-data HTTP/1.1\r\n\r\n");
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].norm, "/latest/user-data");
+  EXPECT_NE(hits[0].flags.find("dotdot"), std::string::npos);
+  EXPECT_EQ(hits[1].norm, "/latest/user-data");
+  EXPECT_NE(hits[1].flags.find("encoded"), std::string::npos);
+  EXPECT_EQ(inspector_.counters().filtered, 1u);
+}
+
+TEST_F(InspectorTest, GarbageNeverCrashesAndIsCounted) {
+  QueuedPacket packet;
+  std::vector<uint8_t> bytes = BuildTcp(MetadataV4(), "GET / HTTP/1.1\r\n\r\n");
+  for (size_t len = 0; len < bytes.size(); ++len) {
+    packet.payload = std::span<const uint8_t>(bytes.data(), len);
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    inspector_.OnPacket(packet);
+  }
+  uint64_t errors = 0;
+  for (uint64_t e : inspector_.counters().parse_errors) errors += e;
+  EXPECT_GT(errors, 0u);
+  EXPECT_EQ(inspector_.counters().packets, bytes.size());
+}
+
+class SmallInspectorTest : public InspectorTest {
+ protected:
+  SmallInspectorTest() : InspectorTest(16, 8) {}
+};
+
+TEST_F(SmallInspectorTest, FlowCapEvictsAndReportsWhatWasSeen) {
+  for (uint16_t port = 1; port <= 40; ++port) Send(MetadataV4(port), "GET /stalled");
+  EXPECT_EQ(inspector_.flow_count(), 16u);
+  EXPECT_EQ(inspector_.counters().flows_evicted, 24u);
+  // 24 truncated hits, the ring holds 8: the rest are counted, never silent.
+  EXPECT_EQ(Drain().size(), 8u);
+  EXPECT_EQ(inspector_.counters().events_dropped, 16u);
+}
+
+}  // namespace
+}  // namespace nfq::sensor
