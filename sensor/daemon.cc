@@ -370,10 +370,14 @@ int RunDaemon(int argc, char** argv) {
   }
 
   Notify("STOPPING=1");
+  // Counters first, while the kernel still shows the queue; the verdicts Close sends for
+  // what was still waiting show in the last line.
+  Log(FormatCounters(queue, inspector, *sinks, opts.queue_num));
   queue.Close();
   alert_thread.Stop();
-  Log(FormatCounters(queue, inspector, *sinks, opts.queue_num));
-  Log("stopped");
+  Log(fmt::format("stopped: packets={} verdicts={} verdict_errors={} enobufs={}",
+                  queue.counters().packets, queue.counters().verdicts,
+                  queue.counters().verdict_errors, queue.counters().enobufs));
   return kExitOk;
 }
 
