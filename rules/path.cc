@@ -135,6 +135,11 @@ ResolvedPath ResolveTarget(std::string_view target) {
     result.flags |= path_flag::kFragment;
   }
   if (!target.starts_with('/')) {
+    // The cap includes the '/' added below, so a resolved path always fits in it again.
+    if (target.size() >= kMaxTargetBytes) {
+      target = target.substr(0, kMaxTargetBytes - 1);
+      result.flags |= path_flag::kTruncated;
+    }
     if (const size_t scheme = AbsoluteFormPrefix(target); scheme != 0) {
       result.flags |= path_flag::kAbsoluteForm;
       const size_t path_start = target.find_first_of("/?", scheme);

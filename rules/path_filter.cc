@@ -99,8 +99,8 @@ ResolvedPath DecodedOnceMore(std::string_view path) {
 bool IsVersionSegment(std::string_view s) {
   if (s == "1.0") return true;
   if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
-  for (const size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
-    if (s[i] < '0' || s[i] > '9') return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return false;
   }
   return true;
 }
