@@ -118,12 +118,13 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       "counters: packets={} bytes={} verdicts={} verdict_errors={} enobufs={} recv_errors={} "
       "malformed_messages={} parse_errors={} not_metadata={} truncated_packets={} "
       "payload_bytes={} flows={} flows_created={} flows_evicted={} flows_expired={} "
-      "flows_closed={} retransmitted_bytes={} gaps={} requests={} hits={} filtered={} "
+      "flows_closed={} retransmissions={} inconsistent={} out_of_order={} holes={} requests={} "
+      "hits={} filtered={} "
       "events_dropped={}",
       q.packets, q.bytes, q.verdicts, q.verdict_errors, q.enobufs, q.recv_errors,
       q.malformed_messages, parse_errors, c.not_metadata, c.truncated_packets, c.payload_bytes,
       inspector.flow_count(), c.flows_created, c.flows_evicted, c.flows_expired, c.flows_closed,
-      c.retransmitted_bytes, c.gaps, c.requests, c.hits, c.filtered, c.events_dropped);
+      c.retransmissions, c.inconsistent, c.out_of_order, c.holes, c.requests, c.hits, c.filtered, c.events_dropped);
   for (size_t i = 1; i < c.parse_errors.size(); ++i) {
     if (c.parse_errors[i] != 0) {
       line += fmt::format(" parse_error.{}={}", PacketErrorName(static_cast<PacketError>(i)),

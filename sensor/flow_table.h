@@ -12,14 +12,15 @@
 
 #include "sensor/http_parser.h"
 #include "sensor/packet.h"
+#include "sensor/reassembly.h"
 
 namespace nfq::sensor {
 
 struct Flow {
   FlowKey key;
   HttpRequestParser parser;
-  uint32_t next_seq = 0;
-  bool seq_known = false;
+  StreamReassembler stream;
+  uint32_t sticky_flags = 0;  // request_flag bits that apply to every later request (inconsistent)
   // Who sent it, as the kernel told us with its packets (kept for flows that end on a timer).
   uint8_t hook = 0;
   bool has_uid = false;

@@ -17,9 +17,6 @@ constexpr std::array<uint8_t, 16> kMetadataV6 = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0
                                                  0,    0,    0,    0,    0, 0, 0x02, 0x54};
 constexpr uint16_t kHttpPort = 80;
 
-// TCP sequence arithmetic modulo 2^32: true when a comes before b.
-bool SeqBefore(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
-
 std::string JoinFlags(uint32_t request_flags, uint32_t path_flags) {
   std::string names = RequestFlagNames(request_flags);
   const std::string path_names = rules::PathFlagNames(path_flags);
@@ -109,39 +106,27 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
 
   if (segment.flags & tcp_flag::kSyn) {
     // A new connection on a reused tuple: start over.
-    if (flow->seq_known) FinishFlow(*flow);
+    if (flow->stream.started()) FinishFlow(*flow);
     flow->parser.Reset();
-    flow->next_seq = segment.seq + 1;
-    flow->seq_known = true;
+    flow->sticky_flags = 0;
+    flow->stream.Start(segment.seq + 1);
   }
   if (!segment.payload.empty()) {
-    uint32_t seq = segment.seq + ((segment.flags & tcp_flag::kSyn) ? 1u : 0u);
-    std::string_view bytes(reinterpret_cast<const char*>(segment.payload.data()),
-                           segment.payload.size());
-    if (!flow->seq_known) {
-      // Joined mid-stream (daemon restart, eviction): read from here.
-      flow->next_seq = seq;
-      flow->seq_known = true;
+    const uint32_t seq = segment.seq + ((segment.flags & tcp_flag::kSyn) ? 1u : 0u);
+    const std::string_view bytes(reinterpret_cast<const char*>(segment.payload.data()),
+                                 segment.payload.size());
+    // Joined mid-stream (daemon restart, eviction, SYN not queued): read from here.
+    if (!flow->stream.started()) flow->stream.Start(seq);
+    const uint32_t result = flow->stream.Offer(
+        seq, bytes, [&](std::string_view in_order) { Feed(*flow, in_order, extra_flags); },
+        [&] { OnHole(*flow); });
+    if (result & offer_result::kRetransmit) ++counters_.retransmissions;
+    if (result & offer_result::kBuffered) ++counters_.out_of_order;
+    if (result & offer_result::kInconsistent) {
+      ++counters_.inconsistent;
+      flow->sticky_flags |= request_flag::kInconsistent;
     }
-    if (SeqBefore(seq, flow->next_seq)) {
-      // Retransmission: skip what was already read, so a request is never counted twice.
-      const uint32_t already = flow->next_seq - seq;
-      const size_t skip = std::min<size_t>(already, bytes.size());
-      counters_.retransmitted_bytes += skip;
-      bytes.remove_prefix(skip);
-      seq += static_cast<uint32_t>(skip);
-    } else if (seq != flow->next_seq) {
-      // A hole: bytes before this segment were not seen (yet). Report what was read so far
-      // and resynchronise here.
-      ++counters_.gaps;
-      FinishFlow(*flow);
-      flow->parser.Reset();
-    }
-    if (!bytes.empty()) {
-      counters_.payload_bytes += bytes.size();
-      Feed(*flow, bytes, extra_flags);
-      flow->next_seq = seq + static_cast<uint32_t>(bytes.size());
-    }
+    counters_.payload_bytes += bytes.size();
   }
   if (closing) {
     FinishFlow(*flow);
@@ -159,6 +144,15 @@ void Inspector::Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags) {
 }
 
 void Inspector::FinishFlow(Flow& flow) {
+  flow.stream.Flush([&](std::string_view in_order) { Feed(flow, in_order, 0); },
+                    [&] { OnHole(flow); });
+  flow.parser.Finish([&](const HttpRequest& request) { OnRequest(request, flow, 0); });
+}
+
+void Inspector::OnHole(Flow& flow) {
+  // Bytes are missing: what was read so far is reported as truncated, and reading resumes
+  // at the next request line the parser can find.
+  ++counters_.holes;
   flow.parser.Finish([&](const HttpRequest& request) { OnRequest(request, flow, 0); });
 }
 
@@ -182,7 +176,7 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
     hit.gid = flow.gid;
   }
   hit.first = hit.last = alerting::Hit::Clock::now();
-  hit.flags = JoinFlags(request.flags | extra_flags, resolved.flags);
+  hit.flags = JoinFlags(request.flags | extra_flags | flow.sticky_flags, resolved.flags);
   hit.queue = config_.queue_num;
   hit.hook = HookName(flow.hook);
   hit.host = request.host;

@@ -34,8 +34,10 @@ struct InspectorCounters {
   uint64_t flows_evicted = 0;    // at the flow-table cap
   uint64_t flows_expired = 0;    // idle timeout
   uint64_t flows_closed = 0;     // FIN/RST
-  uint64_t retransmitted_bytes = 0;
-  uint64_t gaps = 0;             // a segment beyond the next expected byte
+  uint64_t retransmissions = 0;  // segments carrying bytes seen before
+  uint64_t inconsistent = 0;     // ...whose bytes differed from the first copy
+  uint64_t out_of_order = 0;     // segments held until the bytes before them came
+  uint64_t holes = 0;            // missing bytes given up on (window or buffer cap)
   uint64_t requests = 0;
   uint64_t hits = 0;             // requests the filter alerted on
   uint64_t filtered = 0;         // requests the filter let pass silently
@@ -69,6 +71,7 @@ class Inspector {
  private:
   void Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags);
   void FinishFlow(Flow& flow);
+  void OnHole(Flow& flow);
   void OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags);
 
   InspectorConfig config_;

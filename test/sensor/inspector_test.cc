@@ -121,7 +121,7 @@ TEST_F(InspectorTest, RetransmissionIsNotCountedTwice) {
   Send(MetadataV4(), request);
   Send(MetadataV4(), request);
   EXPECT_EQ(Drain().size(), 1u);
-  EXPECT_EQ(inspector_.counters().retransmitted_bytes, request.size());
+  EXPECT_EQ(inspector_.counters().retransmissions, 1u);
 }
 
 TEST_F(InspectorTest, PipelinedRequestsInOneSegment) {
