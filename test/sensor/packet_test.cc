@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <deque>
 #include <random>
 #include <set>
 #include <string>
@@ -120,6 +121,12 @@ std::string PayloadOf(const PacketParseResult& result) {
   return std::string(result.segment.payload.begin(), result.segment.payload.end());
 }
 
+// Keeps every packet parsed from a temporary alive, so the payload view stays valid.
+PacketParseResult Parse(Bytes&& packet) {
+  static std::deque<Bytes> kept;
+  kept.push_back(std::move(packet));
+  return ParsePacket(kept.back());
+}
 PacketParseResult Parse(const Bytes& packet) { return ParsePacket(packet); }
 
 TEST(ByteCursor, ReadsBigEndianAndFailsStickily) {
@@ -299,8 +306,8 @@ TEST(ParsePacket, BadHeaderLengths) {
   packet[0] = 0x4f;  // a 60-byte IP header
   EXPECT_EQ(Parse(Bytes(packet.begin(), packet.begin() + 40)).error,
             PacketError::kTruncatedIpHeader);
-  EXPECT_EQ(Parse(Bytes(packet.begin(), packet.begin() + 59)).error,
-            PacketError::kTruncatedIpHeader);
+  ASSERT_LT(packet.size(), 60u);
+  EXPECT_EQ(Parse(packet).error, PacketError::kTruncatedIpHeader);
 
   Bytes bad_offset = Ipv4(Tcp({}));
   for (uint8_t offset = 0; offset < 5; ++offset) {
