@@ -16,10 +16,10 @@ template <typename R, typename... Args>
 class FunctionRef<R(Args...)> {
  public:
   template <typename F>
-    requires(!std::is_same_v<std::remove_cvref_t<F>, FunctionRef> &&
-             std::is_object_v<std::remove_reference_t<F>> &&
-             std::is_invocable_r_v<R, std::remove_reference_t<F>&, Args...>)
-  FunctionRef(F&& callable) noexcept  // NOLINT(google-explicit-constructor): used like a view
+  requires(!std::is_same_v<std::remove_cvref_t<F>, FunctionRef> &&
+           std::is_object_v<std::remove_reference_t<F>> &&
+           std::is_invocable_r_v<R, std::remove_reference_t<F>&, Args...>) FunctionRef(F&& callable)
+  noexcept  // NOLINT(google-explicit-constructor): used like a view
       : object_(const_cast<void*>(static_cast<const void*>(std::addressof(callable)))),
         call_(&Call<std::remove_reference_t<F>>) {}
 

@@ -31,8 +31,8 @@ PacketParseResult Fail(PacketError error) {
 
 // `announced_end`: where the IP header says the packet ends (kNoAnnouncedEnd if unknown).
 // `first_fragment`: more fragments follow, so the payload here is only the beginning.
-PacketParseResult ParseTcp(std::span<const uint8_t> packet, size_t tcp_offset,
-                           size_t announced_end, bool first_fragment, const FlowKey& ip_key) {
+PacketParseResult ParseTcp(std::span<const uint8_t> packet, size_t tcp_offset, size_t announced_end,
+                           bool first_fragment, const FlowKey& ip_key) {
   ByteCursor tcp(packet.subspan(tcp_offset));
   const PacketError short_header =
       first_fragment ? PacketError::kFragment : PacketError::kTruncatedTcpHeader;
@@ -178,17 +178,28 @@ size_t FlowKeyHash::operator()(const FlowKey& key) const noexcept {
 
 const char* PacketErrorName(PacketError error) noexcept {
   switch (error) {
-    case PacketError::kNone: return "none";
-    case PacketError::kEmpty: return "empty";
-    case PacketError::kBadIpVersion: return "bad_ip_version";
-    case PacketError::kTruncatedIpHeader: return "truncated_ip_header";
-    case PacketError::kBadIpHeaderLength: return "bad_ip_header_length";
-    case PacketError::kNotTcp: return "not_tcp";
-    case PacketError::kFragment: return "fragment";
-    case PacketError::kTruncatedExtension: return "truncated_extension";
-    case PacketError::kTooManyExtensions: return "too_many_extensions";
-    case PacketError::kTruncatedTcpHeader: return "truncated_tcp_header";
-    case PacketError::kBadTcpOffset: return "bad_tcp_offset";
+    case PacketError::kNone:
+      return "none";
+    case PacketError::kEmpty:
+      return "empty";
+    case PacketError::kBadIpVersion:
+      return "bad_ip_version";
+    case PacketError::kTruncatedIpHeader:
+      return "truncated_ip_header";
+    case PacketError::kBadIpHeaderLength:
+      return "bad_ip_header_length";
+    case PacketError::kNotTcp:
+      return "not_tcp";
+    case PacketError::kFragment:
+      return "fragment";
+    case PacketError::kTruncatedExtension:
+      return "truncated_extension";
+    case PacketError::kTooManyExtensions:
+      return "too_many_extensions";
+    case PacketError::kTruncatedTcpHeader:
+      return "truncated_tcp_header";
+    case PacketError::kBadTcpOffset:
+      return "bad_tcp_offset";
   }
   return "unknown";
 }
@@ -196,9 +207,12 @@ const char* PacketErrorName(PacketError error) noexcept {
 PacketParseResult ParsePacket(std::span<const uint8_t> packet) noexcept {
   if (packet.empty()) return Fail(PacketError::kEmpty);
   switch (packet[0] >> 4) {
-    case 4: return ParseIpv4(packet);
-    case 6: return ParseIpv6(packet);
-    default: return Fail(PacketError::kBadIpVersion);
+    case 4:
+      return ParseIpv4(packet);
+    case 6:
+      return ParseIpv6(packet);
+    default:
+      return Fail(PacketError::kBadIpVersion);
   }
 }
 

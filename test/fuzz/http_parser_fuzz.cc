@@ -61,8 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (first > second) std::swap(first, second);
 
   const auto whole = Parse({input});
-  const auto split = Parse({input.substr(0, first), input.substr(first, second - first),
-                            input.substr(second)});
+  const auto split =
+      Parse({input.substr(0, first), input.substr(first, second - first), input.substr(second)});
   Check(whole == split);
   return 0;
 }

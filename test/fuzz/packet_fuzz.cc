@@ -15,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const auto& segment = result.segment;
   const auto& payload = segment.payload;
-  if (!payload.empty() && (payload.data() < data || payload.data() + payload.size() > data + size)) {
+  if (!payload.empty() &&
+      (payload.data() < data || payload.data() + payload.size() > data + size)) {
     std::abort();
   }
   const auto& key = segment.key;

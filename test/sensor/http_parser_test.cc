@@ -55,7 +55,9 @@ const std::string kPipeline =
     "hello"
     "GET /latest/meta-data/ HTTP/1.1\r\n"
     "host:169.254.169.254\r\n"
-    "x-aws-ec2-metadata-token:" + std::string(kSecret) + "\r\n"
+    "x-aws-ec2-metadata-token:" +
+    std::string(kSecret) +
+    "\r\n"
     "\r\n"
     "POST  /upload   HTTP/1.1\n"
     "Content-Length:24\n"
@@ -130,7 +132,8 @@ TEST(HttpParser, EverySplitIntoTwoAndThreeIsIdentical) {
 
 TEST(HttpParser, ByteAtATimeIsIdentical) {
   std::vector<std::string_view> bytes;
-  for (size_t i = 0; i < kPipeline.size(); ++i) bytes.push_back(std::string_view(kPipeline).substr(i, 1));
+  for (size_t i = 0; i < kPipeline.size(); ++i)
+    bytes.push_back(std::string_view(kPipeline).substr(i, 1));
   EXPECT_EQ(ParseAll(bytes), ParseAll(kPipeline));
 }
 
@@ -204,8 +207,8 @@ TEST(HttpParser, TokenValueIsNeverStored) {
   for (const auto& input : inputs) {
     SCOPED_TRACE(input.substr(0, 60));
     for (size_t split = 0; split <= input.size(); split += 7) {
-      const Requests out =
-          ParseAll({std::string_view(input).substr(0, split), std::string_view(input).substr(split)});
+      const Requests out = ParseAll(
+          {std::string_view(input).substr(0, split), std::string_view(input).substr(split)});
       ASSERT_EQ(out.size(), 1u);
       EXPECT_TRUE(out[0].has_imds_token);
       EXPECT_FALSE(out[0].has_token_ttl);
@@ -374,7 +377,8 @@ TEST(HttpParser, MegabyteWithoutNewlineIsOversizedAndBounded) {
 
 TEST(HttpParser, RequestLineCapBoundary) {
   // Line of exactly the cap (CR included) is fine; one more byte is oversized.
-  const size_t target_size = http_limits::kMaxRequestLine - std::string_view("GET  HTTP/1.1\r").size();
+  const size_t target_size =
+      http_limits::kMaxRequestLine - std::string_view("GET  HTTP/1.1\r").size();
   const std::string target = "/" + std::string(target_size - 1, 'b');
   const Requests fits = ParseAll("GET " + target + " HTTP/1.1\r\n\r\n");
   ASSERT_EQ(fits.size(), 1u);
@@ -387,7 +391,8 @@ TEST(HttpParser, RequestLineCapBoundary) {
 
 TEST(HttpParser, HeaderBlockCap) {
   std::string input = "GET /big HTTP/1.1\r\nHost: h\r\n";
-  for (int i = 0; i < 400; ++i) input += "X-Filler-" + std::to_string(i) + ": " + std::string(40, 'f') + "\r\n";
+  for (int i = 0; i < 400; ++i)
+    input += "X-Filler-" + std::to_string(i) + ": " + std::string(40, 'f') + "\r\n";
   input += "\r\nGET /next HTTP/1.1\r\n\r\n";
   HttpRequestParser parser;
   Requests out;
@@ -402,9 +407,9 @@ TEST(HttpParser, HeaderBlockCap) {
 
 TEST(HttpParser, HeaderValuesCapped) {
   const std::string long_value(5000, 'v');
-  const Requests out = ParseAll("GET / HTTP/1.1\r\nHost: " + long_value + "\r\nUser-Agent: " +
-                           long_value + "\r\nVia: " + long_value + "\r\nVia: " + long_value +
-                           "\r\n\r\n");
+  const Requests out =
+      ParseAll("GET / HTTP/1.1\r\nHost: " + long_value + "\r\nUser-Agent: " + long_value +
+               "\r\nVia: " + long_value + "\r\nVia: " + long_value + "\r\n\r\n");
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].host.size(), http_limits::kMaxHeaderValue);
   EXPECT_EQ(out[0].user_agent.size(), http_limits::kMaxHeaderValue);
@@ -425,9 +430,10 @@ TEST(HttpParser, ChunkedStopsFollowing) {
 }
 
 TEST(HttpParser, UnusableContentLengthStopsFollowing) {
-  for (const char* headers : {"Content-Length: abc\r\n", "Content-Length: -1\r\n",
-                              "Content-Length: 1, 1\r\n", "Content-Length: 3\r\nContent-Length: 4\r\n",
-                              "Content-Length: 99999999999999999999999\r\n"}) {
+  for (const char* headers :
+       {"Content-Length: abc\r\n", "Content-Length: -1\r\n", "Content-Length: 1, 1\r\n",
+        "Content-Length: 3\r\nContent-Length: 4\r\n",
+        "Content-Length: 99999999999999999999999\r\n"}) {
     SCOPED_TRACE(headers);
     HttpRequestParser parser;
     Requests out;
@@ -437,15 +443,17 @@ TEST(HttpParser, UnusableContentLengthStopsFollowing) {
     EXPECT_FALSE(parser.following());
   }
   // Repeated identical values are fine.
-  const Requests same = ParseAll("POST /a HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nxx"
-                            "GET /b HTTP/1.1\r\n\r\n");
+  const Requests same = ParseAll(
+      "POST /a HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nxx"
+      "GET /b HTTP/1.1\r\n\r\n");
   ASSERT_EQ(same.size(), 2u);
   EXPECT_EQ(same[1].target, "/b");
 }
 
 TEST(HttpParser, PerFlowRequestCap) {
   std::string input;
-  for (uint32_t i = 0; i < http_limits::kMaxRequestsPerFlow + 5; ++i) input += "GET / HTTP/1.1\r\n\r\n";
+  for (uint32_t i = 0; i < http_limits::kMaxRequestsPerFlow + 5; ++i)
+    input += "GET / HTTP/1.1\r\n\r\n";
   HttpRequestParser parser;
   size_t count = 0;
   parser.Feed(input, [&](const HttpRequest&) { ++count; });

@@ -53,7 +53,7 @@ Bytes Tcp(const TcpSpec& spec) {
 struct Ipv4Spec {
   uint8_t protocol = 6;
   size_t option_bytes = 0;
-  int total_length = -1;  // -1: the real one
+  int total_length = -1;             // -1: the real one
   uint16_t fragment_field = 0x4000;  // DF
   std::array<uint8_t, 4> src{10, 0, 0, 2};
   std::array<uint8_t, 4> dst{169, 254, 169, 254};
@@ -62,8 +62,8 @@ struct Ipv4Spec {
 Bytes Ipv4(const Bytes& l4, const Ipv4Spec& spec = {}) {
   Bytes out(20 + spec.option_bytes, 0);
   out[0] = static_cast<uint8_t>(0x40 | ((20 + spec.option_bytes) / 4));
-  const size_t total = spec.total_length >= 0 ? static_cast<size_t>(spec.total_length)
-                                              : out.size() + l4.size();
+  const size_t total =
+      spec.total_length >= 0 ? static_cast<size_t>(spec.total_length) : out.size() + l4.size();
   Put16(out, 2, static_cast<uint16_t>(total));
   Put16(out, 6, spec.fragment_field);
   out[8] = 64;
@@ -75,7 +75,7 @@ Bytes Ipv4(const Bytes& l4, const Ipv4Spec& spec = {}) {
 }
 
 constexpr std::array<uint8_t, 16> kV6Src{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
-constexpr std::array<uint8_t, 16> kV6Dst{0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0,
+constexpr std::array<uint8_t, 16> kV6Dst{0xfd, 0, 0x0e, 0xc2, 0, 0, 0,    0,
                                          0,    0, 0,    0,    0, 0, 0x02, 0x54};
 
 // `chain`: extension headers already built (each names its own next header).
@@ -83,8 +83,8 @@ Bytes Ipv6(uint8_t first_next_header, const Bytes& chain, const Bytes& l4,
            int payload_length = -1) {
   Bytes out(40, 0);
   out[0] = 0x60;
-  const size_t length = payload_length >= 0 ? static_cast<size_t>(payload_length)
-                                            : chain.size() + l4.size();
+  const size_t length =
+      payload_length >= 0 ? static_cast<size_t>(payload_length) : chain.size() + l4.size();
   Put16(out, 4, static_cast<uint16_t>(length));
   out[6] = first_next_header;
   out[7] = 64;
@@ -340,7 +340,8 @@ TEST(ParsePacket, Ipv4Fragments) {
   const TcpSpec spec;
   // Non-first fragments never carry a TCP header we can trust.
   for (int field : {0x0001, 0x2001, 0x1fff, 0x20b9}) {
-    EXPECT_EQ(Parse(Ipv4(Tcp(spec), {.fragment_field = static_cast<uint16_t>(field)})).error, PacketError::kFragment)
+    EXPECT_EQ(Parse(Ipv4(Tcp(spec), {.fragment_field = static_cast<uint16_t>(field)})).error,
+              PacketError::kFragment)
         << field;
   }
   // First fragment with the whole TCP header: parsed, but the payload is partial.
