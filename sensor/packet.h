@@ -52,7 +52,8 @@ struct TcpSegment {
   uint8_t flags = 0;
   std::span<const uint8_t> payload;  // view into the packet buffer
   // The IP header announced more bytes than the buffer holds (copy range, GSO), or the
-  // announced length was shorter than the TCP header; payload is what is really there.
+  // announced length was shorter than the TCP header (a lie, or 0 for a GSO/jumbo packet),
+  // or this is the first of several IP fragments; payload is what is really there.
   bool truncated = false;
 };
 
