@@ -106,11 +106,11 @@ std::string RequestFlagNames(uint32_t flags) {
       {request_flag::kTruncated, "truncated"},
       {request_flag::kOversized, "oversized"},
       {request_flag::kChunked, "chunked"},
-      {request_flag::kNonHttp, "nonhttp"},
-      {request_flag::kBareLf, "barelf"},
+      {request_flag::kNonHttp, "non_http"},
+      {request_flag::kBareLf, "bare_lf"},
       {request_flag::kHttp09, "http09"},
       {request_flag::kInconsistent, "inconsistent"},
-      {request_flag::kProxyHeaders, "proxy"},
+      {request_flag::kProxyHeaders, "proxy_headers"},
   }};
   std::string names;
   for (const auto& [bit, name] : kNames) {

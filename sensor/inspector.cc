@@ -17,11 +17,21 @@ constexpr std::array<uint8_t, 16> kMetadataV6 = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0
                                                  0,    0,    0,    0,    0, 0, 0x02, 0x54};
 constexpr uint16_t kHttpPort = 80;
 
+// Request and path flags share some names (truncated): each name appears once.
 std::string JoinFlags(uint32_t request_flags, uint32_t path_flags) {
   std::string names = RequestFlagNames(request_flags);
   const std::string path_names = rules::PathFlagNames(path_flags);
-  if (!names.empty() && !path_names.empty()) names += ',';
-  return names + path_names;
+  std::string_view rest(path_names);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view name = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const std::string padded = "," + names + ",";
+    if (padded.find("," + std::string(name) + ",") != std::string::npos) continue;
+    if (!names.empty()) names += ',';
+    names += name;
+  }
+  return names;
 }
 
 }  // namespace
@@ -158,8 +168,10 @@ void Inspector::OnHole(Flow& flow) {
 
 void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags) {
   ++counters_.requests;
-  rules::ResolvedPath resolved = rules::ResolveTarget(request.target);
-  if (!filter_->ShouldAlert(resolved) && !(request.flags & request_flag::kNonHttp)) {
+  const bool non_http = (request.flags & request_flag::kNonHttp) != 0;
+  // Bytes that are not HTTP have no path; they always alert, once per flow.
+  rules::ResolvedPath resolved = non_http ? rules::ResolvedPath{} : rules::ResolveTarget(request.target);
+  if (!non_http && !filter_->ShouldAlert(resolved)) {
     ++counters_.filtered;
     return;
   }
