@@ -516,7 +516,7 @@ TEST(HttpParser, LoneCrAtHeaderLineStartIsIgnored) {
 TEST(RequestFlagNames, Names) {
   EXPECT_EQ(RequestFlagNames(0), "");
   EXPECT_EQ(RequestFlagNames(flag::kTruncated | flag::kOversized), "truncated,oversized");
-  EXPECT_EQ(RequestFlagNames(flag::kNonHttp | flag::kProxyHeaders), "nonhttp,proxy");
+  EXPECT_EQ(RequestFlagNames(flag::kNonHttp | flag::kProxyHeaders), "non_http,proxy_headers");
 }
 
 }  // namespace
