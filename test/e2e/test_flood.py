@@ -40,7 +40,12 @@ class FloodTest(unittest.TestCase):
             r = LAB.run(LAB.inst, [sys.executable, os.path.join(lablib.HERE, "stall_clients.py"), lablib.IMDS4,
                                    "--count", str(FLOWS), "--hold", "1"], timeout=300)
             self.assertEqual(int(r.stdout.strip()), FLOWS)
+            # The closes just queued a burst of FINs: the backlog must drain at once.
+            start = time.monotonic()
+            while LAB.queue_stats(LAB.inst)[0].waiting and time.monotonic() - start < 5:
+                time.sleep(0.01)
             stats = LAB.queue_stats(LAB.inst)[0]
+            print(f"round {round_}: queue backlog drained in {time.monotonic() - start:.3f} s", flush=True)
             self.assertEqual((stats.waiting, stats.queue_dropped, stats.user_dropped), (0, 0, 0))
             rss.append(rss_kib(pid))
         d.signal(signal.SIGUSR1)
