@@ -35,6 +35,7 @@ struct HttpRequest {
   bool has_token_ttl = false;   // X-aws-ec2-metadata-token-ttl-seconds present
   uint64_t content_length = 0;
   uint32_t flags = 0;  // request_flag bits
+  bool operator==(const HttpRequest&) const = default;
 };
 
 }  // namespace nfq::sensor
