@@ -1,7 +1,8 @@
 // Resolving a request target to the path that the filter matches (contract: "Path filter").
-// Pure functions; thread-safe.
+// Pure functions; thread-safe. docs/paths.md describes every step and flag.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -18,17 +19,29 @@ inline constexpr uint32_t kRepeatedSlash = 1u << 5;  // "//" collapsed
 inline constexpr uint32_t kAbsoluteForm = 1u << 6;   // "http://host/path" reduced to "/path"
 inline constexpr uint32_t kBadEncoding = 1u << 7;    // "%" not followed by two hex digits
 inline constexpr uint32_t kNotOriginForm = 1u << 8;  // target did not start with "/" (e.g. "*")
+inline constexpr uint32_t kFragment = 1u << 9;       // "#..." dropped (never valid in a target)
+inline constexpr uint32_t kTruncated = 1u << 10;     // target longer than kMaxTargetBytes; cut
 }  // namespace path_flag
 
-// Comma-separated names of the set bits, e.g. "dotdot,encoded".
+// Bytes of a target that are looked at; the rest is ignored (and kTruncated set). The HTTP
+// parser caps the request line at the same size, so only direct callers ever hit it.
+inline constexpr size_t kMaxTargetBytes = 8192;
+
+// Comma-separated names of the set bits in bit order, e.g. "dotdot,encoded". Names are
+// stable (they reach the console): dotdot, dot, encoded, encoded_slash, double_encoded,
+// repeated_slash, absolute_form, bad_encoding, not_origin_form, fragment, truncated.
+// Unknown bits are ignored.
 std::string PathFlagNames(uint32_t flags);
 
 struct ResolvedPath {
   std::string path;   // resolved, always starts with "/"
-  std::string query;  // after "?", without it; not used for matching
+  std::string query;  // after "?", without it, as sent; not used for matching
   uint32_t flags = 0;
 };
 
+// Never fails: any bytes give a path. Linear in min(target.size(), kMaxTargetBytes).
+// The path never contains "//", a "." or ".." segment, and is a fixed point
+// (ResolveTarget(r.path).path == r.path) unless kBadEncoding is set.
 ResolvedPath ResolveTarget(std::string_view target);
 
 }  // namespace nfq::rules
