@@ -32,6 +32,8 @@ enum LongOnly : int {
   kVersion,
   kImdsUrl,
   kOwnMark,
+  kBackoffInitial,
+  kBackoffMax,
 };
 
 const option kLongOptions[] = {
@@ -58,6 +60,8 @@ const option kLongOptions[] = {
     {"version", no_argument, nullptr, kVersion},
     {"imds-url", required_argument, nullptr, kImdsUrl},
     {"own-mark", required_argument, nullptr, kOwnMark},
+    {"backoff-initial-ms", required_argument, nullptr, kBackoffInitial},
+    {"backoff-max-ms", required_argument, nullptr, kBackoffMax},
     {nullptr, 0, nullptr, 0},
 };
 
@@ -119,6 +123,8 @@ Tuning:
       --flow-idle SECONDS    forget a flow idle this long (default 120)
       --event-queue-cap N    hits waiting for the alert thread (default 4096)
       --no-stdout            do not write events to stdout
+      --backoff-initial-ms N, --backoff-max-ms N
+                             console retry backoff (default 1000 and 300000)
 
 Exit status: 0 clean stop, 1 cannot start (cause and fix on stderr), 2 usage error.
 Signals: TERM/INT stop, HUP reloads path lists, USR1 logs the counters.
@@ -245,6 +251,14 @@ ParseOutcome ParseOptions(int argc, char** argv, const char* env_factory) {
         auto v = ParseUnsigned(arg, 0, std::numeric_limits<uint32_t>::max(), 0);
         if (!v) return fail(fmt::format("--own-mark: '{}' is not a 32-bit number", arg));
         opts.own_mark = static_cast<uint32_t>(*v);
+        break;
+      }
+      case kBackoffInitial:
+      case kBackoffMax: {
+        auto v = ParseUnsigned(arg, 1, 3600000);
+        if (!v) return fail(fmt::format("{}: '{}' is not a number of milliseconds from 1 to 3600000",
+                                        c == kBackoffInitial ? "--backoff-initial-ms" : "--backoff-max-ms", arg));
+        (c == kBackoffInitial ? opts.backoff_initial_ms : opts.backoff_max_ms) = static_cast<uint32_t>(*v);
         break;
       }
       case ':':

@@ -37,6 +37,8 @@ struct Options {
   // fwmark for own traffic live.
   std::string imds_url = "http://169.254.169.254";
   uint32_t own_mark = 0x4e46;
+  uint32_t backoff_initial_ms = 0;  // 0: the console sink's default
+  uint32_t backoff_max_ms = 0;
 };
 
 struct ParseOutcome {

@@ -1,38 +1,87 @@
 #include "sensor/sinks.h"
 
+#include <fmt/format.h>
+
+#include "alerting/console_sink.h"
 #include "alerting/hit.h"
 #include "alerting/stdout_sink.h"
 #include "sensor/options.h"
 
 namespace nfq::sensor {
+namespace {
+
+alerting::ConsoleSink::Config ConsoleConfig(const Options& options, LogFn log) {
+  alerting::ConsoleSink::Config config;
+  config.factory_url = options.factory_url;
+  config.state_dir = options.state_dir;
+  config.instance_name = options.instance_name;
+  config.fold_window = std::chrono::seconds(options.fold_window_seconds);
+  config.proxy = options.proxy;
+  config.ca_file = options.ca_file;
+  config.user_agent = fmt::format("nfq-apeeper/{}", NFQ_APEEPER_VERSION);
+  config.so_mark = static_cast<int>(options.own_mark);
+  config.imds_base_url = options.imds_url;
+  if (options.backoff_initial_ms != 0) config.backoff_initial = std::chrono::milliseconds(options.backoff_initial_ms);
+  if (options.backoff_max_ms != 0) config.backoff_max = std::chrono::milliseconds(options.backoff_max_ms);
+  config.log = log;
+  return config;
+}
+
+}  // namespace
 
 SinkSet::SinkSet() = default;
-SinkSet::~SinkSet() = default;
+
+SinkSet::~SinkSet() {
+  if (console_sink_) console_sink_->Stop();
+}
 
 void SinkSet::Publish(const alerting::Hit& hit) {
   if (stdout_sink_) stdout_sink_->Publish(hit);
+  if (console_sink_) console_sink_->Publish(hit);
 }
 
 void SinkSet::Tick() {}
 
 void SinkSet::Flush() {
   if (stdout_sink_) stdout_sink_->Flush();
+  if (console_sink_) console_sink_->Stop();  // pending folds and the spool reach the disk
 }
 
-std::string SinkSet::FormatCounters() const { return {}; }
+std::string SinkSet::FormatCounters() const {
+  std::string out;
+  if (stdout_sink_) out += fmt::format("stdout.write_errors={}", stdout_sink_->write_errors());
+  if (console_sink_) {
+    if (!out.empty()) out += ' ';
+    out += alerting::ConsoleSink::FormatCounters(console_sink_->counters());
+  }
+  return out;
+}
 
-std::unique_ptr<SinkSet> MakeSinks(const Options& options, LogFn, std::string*) {
+std::unique_ptr<SinkSet> MakeSinks(const Options& options, LogFn log, std::string* error) {
   auto sinks = std::make_unique<SinkSet>();
   if (options.stdout_events) {
     sinks->stdout_sink_ = std::make_unique<alerting::StdoutSink>(
         options.log_format == LogFormat::kJson ? alerting::LogFormat::kJson : alerting::LogFormat::kText);
   }
+  std::string console_error;
+  auto console = alerting::ConsoleSink::Create(ConsoleConfig(options, log), &console_error);
+  if (console) {
+    console->Start();
+    sinks->console_sink_ = std::move(console);
+  } else if (!options.factory_url.empty()) {
+    *error = console_error;
+    return nullptr;
+  } else {
+    log("no factory URL and no stored token: hits go to stdout only (give --factory URL)");
+  }
   return sinks;
 }
 
-bool CheckSinks(const Options&, std::string* error) {
+bool CheckSinks(const Options& options, std::string* error) {
   error->clear();
-  return true;
+  if (options.factory_url.empty()) return true;
+  auto console = alerting::ConsoleSink::Create(ConsoleConfig(options, [](std::string_view) {}), error);
+  return console != nullptr;
 }
 
 }  // namespace nfq::sensor
