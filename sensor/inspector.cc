@@ -1,5 +1,7 @@
 #include "sensor/inspector.h"
 
+// netinet/in.h before linux/netfilter.h: the other order redefines struct in_addr.
+#include <netinet/in.h>
 #include <linux/netfilter.h>
 
 #include "rules/path.h"

@@ -1,6 +1,7 @@
 #include "sensor/inspector.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <linux/netfilter.h>
 
 #include <string>
