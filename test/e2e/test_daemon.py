@@ -59,10 +59,10 @@ class DaemonTest(unittest.TestCase):
         h = by_url["/latest/meta-data/iam/security-credentials/"]
         self.assertTrue(h["src"].startswith(f"[{LAB.ADDR['inst_imds6']}]:"), h)
         h = by_url["/latest/meta-data/placement/availability-zone"]
-        self.assertEqual(h["hook"], "forward")
+        self.assertEqual(h["hook"], "prerouting")
         self.assertTrue(h["src"].startswith(LAB.ADDR["ctr4"] + ":"), h)
         h = by_url["/latest/dynamic/instance-identity/document"]
-        self.assertEqual(h["hook"], "forward")
+        self.assertEqual(h["hook"], "prerouting")
         self.assertTrue(h["src"].startswith(f"[{LAB.ADDR['ctr6']}]:"), h)
 
     def test_replies_are_byte_identical_with_and_without_the_sensor(self):
