@@ -6,9 +6,9 @@ namespace nfq::rules {
 namespace {
 
 constexpr std::array<std::string_view, 11> kFlagNames = {
-    "dotdot",         "dot",           "encoded",     "encoded_slash",
-    "double_encoded", "repeated_slash", "absolute_form", "bad_encoding",
-    "not_origin_form", "fragment",     "truncated"};
+    "dotdot",         "dot",           "encoded",      "encoded_slash",   "double_encoded",
+    "repeated_slash", "absolute_form", "bad_encoding", "not_origin_form", "fragment",
+    "truncated"};
 
 constexpr bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
@@ -33,8 +33,8 @@ constexpr bool IsHexPair(std::string_view s, size_t i) {
 size_t AbsoluteFormPrefix(std::string_view t) {
   if (t.empty() || !IsAlpha(t[0])) return 0;
   size_t i = 1;
-  while (i < t.size() && (IsAlpha(t[i]) || IsDigit(t[i]) || t[i] == '+' || t[i] == '-' ||
-                          t[i] == '.')) {
+  while (i < t.size() &&
+         (IsAlpha(t[i]) || IsDigit(t[i]) || t[i] == '+' || t[i] == '-' || t[i] == '.')) {
     ++i;
   }
   return t.substr(i).starts_with("://") ? i + 3 : 0;
@@ -143,7 +143,8 @@ ResolvedPath ResolveTarget(std::string_view target) {
     if (const size_t scheme = AbsoluteFormPrefix(target); scheme != 0) {
       result.flags |= path_flag::kAbsoluteForm;
       const size_t path_start = target.find_first_of("/?", scheme);
-      target = path_start == std::string_view::npos ? std::string_view() : target.substr(path_start);
+      target =
+          path_start == std::string_view::npos ? std::string_view() : target.substr(path_start);
     } else {
       // "*", authority form or a bare "latest/...": read as if it had a leading '/'.
       result.flags |= path_flag::kNotOriginForm;

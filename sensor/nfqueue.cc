@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -31,6 +32,23 @@ constexpr int kSetupTimeoutMs = 2000;
 constexpr size_t kSmallMessageSize = 512;
 
 bool ModulePresent() { return access("/proc/net/netfilter/nfnetlink_queue", F_OK) == 0; }
+
+// The kernel answers EPERM both without CAP_NET_ADMIN and when another socket holds the
+// queue; the queue table tells the two apart.
+bool QueueBoundElsewhere(uint16_t queue_num) {
+  FILE* table = std::fopen("/proc/net/netfilter/nfnetlink_queue", "re");
+  if (table == nullptr) return false;
+  unsigned number = 0, portid = 0;
+  bool bound = false;
+  char line[256];
+  while (std::fgets(line, sizeof line, table) != nullptr) {
+    if (std::sscanf(line, "%u %u", &number, &portid) == 2 && number == queue_num && portid != 0) {
+      bound = true;
+    }
+  }
+  std::fclose(table);
+  return bound;
+}
 
 QueueOpenResult Failure(QueueOpenError error, std::string message) {
   QueueOpenResult result;
@@ -174,7 +192,8 @@ QueueOpenResult NfQueue::Open(const QueueConfig& config) {
   nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
   if (const int err = setup.Request(nlh); err != 0) {
     result.queue.reset();
-    switch (err) {
+    const int reason = (err == EPERM && QueueBoundElsewhere(config.queue_num)) ? EBUSY : err;
+    switch (reason) {
       case EPERM:
         return Failure(QueueOpenError::kNoPermission,
                        fmt::format("binding NFQUEUE {} needs CAP_NET_ADMIN; fix: run as root or "

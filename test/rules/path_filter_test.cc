@@ -35,10 +35,10 @@ TEST(PathFilterCreate, ParsesItems) {
 }
 
 TEST(PathFilterCreate, ResolvesItemsLikeRequests) {
-  const PathFilter f = MustCreate(
-      FilterMode::kWhitelist,
-      "//latest//meta-data,latest/user-data,/latest/meta%2ddata/x,"
-      "http://169.254.169.254/latest/api/token,/latest/./a/../b,/latest/meta-data");
+  const PathFilter f =
+      MustCreate(FilterMode::kWhitelist,
+                 "//latest//meta-data,latest/user-data,/latest/meta%2ddata/x,"
+                 "http://169.254.169.254/latest/api/token,/latest/./a/../b,/latest/meta-data");
   EXPECT_EQ(f.prefixes(),
             (std::vector<std::string>{"/latest/meta-data", "/latest/user-data",
                                       "/latest/meta-data/x", "/latest/api/token", "/latest/b"}));
@@ -64,8 +64,7 @@ TEST(PathFilterCreate, EmptyListsAreErrors) {
 }
 
 TEST(PathFilterCreate, BadItemsAreErrors) {
-  EXPECT_NE(CreateError(FilterMode::kBlacklist, "/a,/b?x=1").find("'/b?x=1'"),
-            std::string::npos);
+  EXPECT_NE(CreateError(FilterMode::kBlacklist, "/a,/b?x=1").find("'/b?x=1'"), std::string::npos);
   EXPECT_NE(CreateError(FilterMode::kWhitelist, "/a#b").find("whitelist item '/a#b'"),
             std::string::npos);
   // Control bytes never break the one-line message.
@@ -95,9 +94,8 @@ TEST(VersionSegment, Recognises) {
   EXPECT_TRUE(IsVersionSegment("2021-03-23"));
   EXPECT_TRUE(IsVersionSegment("1.0"));
   EXPECT_TRUE(IsVersionSegment("2007-01-19"));
-  for (const std::string_view s :
-       {"", "latest", "2021-03-2", "2021-03-233", "2021/03/23", "2021-0a-23", "1.1", "1.0.0",
-        "20210323xx", "2021-03-23 "}) {
+  for (const std::string_view s : {"", "latest", "2021-03-2", "2021-03-233", "2021/03/23",
+                                   "2021-0a-23", "1.1", "1.0.0", "20210323xx", "2021-03-23 "}) {
     EXPECT_FALSE(IsVersionSegment(s)) << s;
   }
 }
@@ -133,10 +131,11 @@ constexpr auto kW = FilterMode::kWhitelist;
 constexpr auto kA = FilterMode::kAll;
 const std::string kIam = "/latest/meta-data/iam";
 
-INSTANTIATE_TEST_SUITE_P(
-    All, ShouldAlertTest,
-    testing::Values(AlertCase{kA, "", "/", true}, AlertCase{kA, "", "/latest/meta-data/", true},
-                    AlertCase{kA, "", "", true}, AlertCase{kA, "", "*", true}));
+INSTANTIATE_TEST_SUITE_P(All, ShouldAlertTest,
+                         testing::Values(AlertCase{kA, "", "/", true},
+                                         AlertCase{kA, "", "/latest/meta-data/", true},
+                                         AlertCase{kA, "", "", true},
+                                         AlertCase{kA, "", "*", true}));
 
 // R3 and R4 against a blacklist of the credentials API.
 INSTANTIATE_TEST_SUITE_P(
@@ -161,8 +160,7 @@ INSTANTIATE_TEST_SUITE_P(
         // ".." always alerts, even when it resolves away from every item.
         AlertCase{kB, kIam, "/latest/meta-data/ami-id/..", true},
         AlertCase{kB, kIam, "/latest/user-data/../meta-data/ami-id", true},
-        AlertCase{kB, kIam, "/../", true},
-        AlertCase{kB, kIam, "/latest/%2e%2e/x", true},
+        AlertCase{kB, kIam, "/../", true}, AlertCase{kB, kIam, "/latest/%2e%2e/x", true},
         // Readings of a server that decodes once more.
         AlertCase{kB, kIam, "/latest/meta-data%2Fiam/", true},
         AlertCase{kB, kIam, "/latest/meta-data%2fiam", true},
@@ -184,8 +182,7 @@ INSTANTIATE_TEST_SUITE_P(
         AlertCase{kB, kIam, "/2021-03-23/meta-data/ami-id", false},
         AlertCase{kB, kIam, "/2021-03-23/latest/meta-data/iam", false},
         AlertCase{kB, "/2021-03-23/meta-data/iam", "/latest/meta-data/iam", true, Dated::kOn},
-        AlertCase{kB, "/2021-03-23/meta-data/iam", "/2009-04-04/meta-data/iam", true,
-                  Dated::kOn},
+        AlertCase{kB, "/2021-03-23/meta-data/iam", "/2009-04-04/meta-data/iam", true, Dated::kOn},
         AlertCase{kB, "/2021-03-23/meta-data/iam", "/latest/meta-data/iam", false, Dated::kOff},
         AlertCase{kB, "/2021-03-23/meta-data/iam", "/2021-03-23/meta-data/iam/x", true},
         AlertCase{kB, "/2021", "/2021-03-23/meta-data", true},
@@ -209,23 +206,19 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(
         AlertCase{kW, "/latest/meta-data/placement/,/latest/api/token",
                   "/latest/meta-data/placement/availability-zone", false},
-        AlertCase{kW, "/latest/meta-data/placement/,/latest/api/token", "/latest/api/token",
-                  false},
+        AlertCase{kW, "/latest/meta-data/placement/,/latest/api/token", "/latest/api/token", false},
         AlertCase{kW, "/latest/meta-data/placement/", "/latest/meta-data/placement", false},
         AlertCase{kW, "/latest/meta-data/placement/", "/latest/meta-data/iam/", true},
         AlertCase{kW, "/latest/meta-data/placement/", "/", true},
         AlertCase{kW, "/latest/meta-data/placement/", "//latest//meta-data/placement/", false},
-        AlertCase{kW, "/latest/meta-data/placement/", "/latest/meta-data/placement/../iam/",
-                  true},
+        AlertCase{kW, "/latest/meta-data/placement/", "/latest/meta-data/placement/../iam/", true},
         AlertCase{kW, "/latest/meta-data/placement/", "/latest/meta-data/placement/..", true},
-        AlertCase{kW, "/latest/meta-data/placement/", "/latest/meta-data/placement/%2e%2e/",
-                  true},
+        AlertCase{kW, "/latest/meta-data/placement/", "/latest/meta-data/placement/%2e%2e/", true},
         AlertCase{kW, "/latest/meta-data/placement/",
                   "/latest/meta-data/placement/x%2F..%2F..%2F..%2Fiam", true},
         AlertCase{kW, "/latest/meta-data/placement/",
                   "/latest/meta-data/placement/%252e%252e/%252e%252e/iam", true},
-        AlertCase{kW, "/latest/meta-data/placement/", "/latest/meta-data/placement/x%2Fy",
-                  false},
+        AlertCase{kW, "/latest/meta-data/placement/", "/latest/meta-data/placement/x%2Fy", false},
         AlertCase{kW, "/latest/meta-data/placement/", "/2021-03-23/meta-data/placement/region",
                   false, Dated::kOn},
         AlertCase{kW, "/latest/meta-data/placement/", "/2021-03-23/meta-data/placement/region",
