@@ -1,0 +1,258 @@
+#include "alerting/console_sink.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "alerting/file_util.h"
+#include "alerting/hit_format.h"
+#include "alerting/http_client.h"
+#include "alerting/registration.h"
+#include "alerting/spool.h"
+#include "alerting/stdout_sink.h"
+
+namespace nfq::alerting {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+void LogToStderr(std::string_view line) {
+  std::string l(line);
+  l.push_back('\n');
+  WriteFully(STDERR_FILENO, l);
+}
+
+}  // namespace
+
+std::unique_ptr<ConsoleSink> ConsoleSink::Create(Config config, std::string* error) {
+  if (!config.log) config.log = LogToStderr;
+  if (!config.factory_url.empty() && !IsHttpUrl(config.factory_url)) {
+    *error = "factory URL must be an http:// or https:// URL";
+    return nullptr;
+  }
+  if (!config.ca_file.empty() && ::access(config.ca_file.c_str(), R_OK) != 0) {
+    *error = "cannot read the CA file " + config.ca_file + ": " + ErrnoString(errno);
+    return nullptr;
+  }
+  if (!EnsurePrivateDir(config.state_dir, error)) return nullptr;
+
+  std::unique_ptr<ConsoleSink> sink(new ConsoleSink(std::move(config)));
+  const Config& c = sink->cfg_;
+  if (auto stored = LoadTokenUrl(c.state_dir, c.factory_url)) {
+    sink->token_url_ = *stored;
+    sink->counters_.registered = true;
+  } else if (c.factory_url.empty()) {
+    *error = "no factory URL given and no token stored in " + c.state_dir +
+             " (pass -a URL, --factory-file or NFQ_APEEPER_FACTORY)";
+    return nullptr;
+  }
+  sink->spool_ = Spool::Open({c.state_dir, c.spool_cap_bytes, c.log}, error);
+  if (!sink->spool_) return nullptr;
+  sink->http_ = HttpClient::Create({c.proxy, c.ca_file, c.user_agent, c.so_mark, c.log}, error);
+  if (!sink->http_) return nullptr;
+  return sink;
+}
+
+ConsoleSink::ConsoleSink(Config config)
+    : cfg_(std::move(config)),
+      folder_(cfg_.fold_window, cfg_.fold_max_keys),
+      rng_(std::random_device{}()) {}
+
+ConsoleSink::~ConsoleSink() { Stop(); }
+
+void ConsoleSink::Log(std::string_view line) const { cfg_.log(line); }
+
+void ConsoleSink::Start() {
+  std::lock_guard lk(mu_);
+  if (started_) return;
+  started_ = true;
+  worker_ = std::thread([this] { Run(); });
+}
+
+void ConsoleSink::AppendLocked(const Hit& hit) {
+  if (!spool_->dirty()) dirty_since_ = SteadyClock::now();
+  spool_->Append(hit);
+  counters_.spooled++;
+}
+
+void ConsoleSink::Publish(const Hit& hit) {
+  std::lock_guard lk(mu_);
+  counters_.published++;
+  if (auto out = folder_.Offer(hit, SteadyClock::now())) AppendLocked(*out);
+  cv_.notify_one();
+}
+
+void ConsoleSink::Flush() {
+  std::lock_guard lk(mu_);
+  for (const Hit& h : folder_.DrainAll()) AppendLocked(h);
+  spool_->Sync();
+  cv_.notify_one();
+}
+
+void ConsoleSink::Stop() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  http_->Abort();
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  Flush();
+}
+
+std::string ConsoleSink::token_url() const {
+  std::lock_guard lk(mu_);
+  return token_url_;
+}
+
+void ConsoleSink::ScheduleRetryLocked(SteadyClock::time_point now) {
+  consecutive_failures_++;
+  const auto base = cfg_.backoff_initial.count() > 0 ? cfg_.backoff_initial
+                                                     : std::chrono::milliseconds(1);
+  auto delay = base;
+  for (uint32_t i = 1; i < consecutive_failures_ && delay < cfg_.backoff_max; ++i) delay *= 2;
+  delay = std::min(delay, cfg_.backoff_max);
+  // Equal jitter: half fixed, half random, so a fleet restarted together spreads out.
+  const auto half = delay.count() / 2;
+  std::uniform_int_distribution<int64_t> dist(0, std::max<int64_t>(half, 0));
+  next_attempt_ = now + std::chrono::milliseconds(delay.count() - half + dist(rng_));
+}
+
+void ConsoleSink::Run() {
+  std::unique_lock lk(mu_);
+  const std::string factory_host = RedactUrl(cfg_.factory_url);
+  while (!stopping_) {
+    auto now = SteadyClock::now();
+    for (const Hit& h : folder_.Expire(now)) AppendLocked(h);
+    if (spool_->dirty() && now >= dirty_since_ + cfg_.sync_interval) spool_->Sync();
+
+    if (now >= next_attempt_ && token_url_.empty()) {
+      lk.unlock();
+      const InstanceFacts facts =
+          LookupInstanceFacts(*http_, cfg_.imds_base_url, cfg_.imds_timeout);
+      const std::string name = cfg_.instance_name.empty() ? facts.instance_id : cfg_.instance_name;
+      const std::string memo = !cfg_.memo.empty() ? cfg_.memo
+                               : fmt::format("nfq-apeeper: instance metadata access on {}",
+                                             name.empty() ? std::string("unknown host") : name);
+      RegistrationResult r = RegisterToken(*http_, cfg_.factory_url, facts, cfg_.instance_name,
+                                           memo, cfg_.connect_timeout, cfg_.request_timeout);
+      std::string save_error;
+      if (r.ok && !SaveTokenUrl(cfg_.state_dir, cfg_.factory_url, r.token_url, &save_error)) {
+        // Keep going with the token in memory; the next start registers again.
+        Log("console: token registered but not stored: " + save_error);
+      }
+      lk.lock();
+      if (stopping_) break;
+      now = SteadyClock::now();
+      if (r.ok) {
+        token_url_ = r.token_url;
+        counters_.registrations++;
+        counters_.registered = true;
+        consecutive_failures_ = 0;
+        next_attempt_ = now;
+        Log(fmt::format("console: registered with {} (instance {}, zone {}); token on {}",
+                        factory_host, facts.instance_id.empty() ? "-" : facts.instance_id,
+                        facts.availability_zone.empty() ? "-" : facts.availability_zone,
+                        RedactUrl(r.token_url)));
+      } else {
+        counters_.registration_failures++;
+        counters_.last_error = r.error;
+        ScheduleRetryLocked(now);
+        if (consecutive_failures_ == 1 || consecutive_failures_ % 10 == 0) {
+          Log(fmt::format("console: registration with {} failed: {}; retrying with backoff "
+                          "(attempt {})",
+                          factory_host, r.error, consecutive_failures_));
+        }
+      }
+      continue;
+    }
+
+    if (now >= next_attempt_ && !token_url_.empty() && !spool_->empty()) {
+      std::optional<Spool::Record> rec = spool_->Front();
+      if (!rec) continue;
+      spool_->set_front_in_flight(true);
+      const std::string url = token_url_ +
+                              (token_url_.find('?') == std::string::npos ? "?" : "&") +
+                              HitQueryString(rec->hit);
+      if (consecutive_failures_ > 0) counters_.retries++;
+      lk.unlock();
+      HttpRequest req;
+      req.url = url;
+      req.connect_timeout = cfg_.connect_timeout;
+      req.total_timeout = cfg_.request_timeout;
+      req.max_body = 64 * 1024;
+      const HttpResponse resp = http_->Perform(req);
+      lk.lock();
+      now = SteadyClock::now();
+      if (resp.aborted) {
+        spool_->set_front_in_flight(false);
+        break;
+      }
+      if (resp.ok()) {
+        spool_->Ack(rec->id);
+        counters_.delivered++;
+        if (consecutive_failures_ > 0) {
+          Log(fmt::format("console: delivery to {} works again after {} failed attempts",
+                          RedactUrl(token_url_), consecutive_failures_));
+        }
+        consecutive_failures_ = 0;
+        next_attempt_ = now;
+      } else {
+        spool_->set_front_in_flight(false);
+        counters_.failures++;
+        counters_.last_error = resp.Describe();
+        ScheduleRetryLocked(now);
+        if (consecutive_failures_ == 1 || consecutive_failures_ % 10 == 0) {
+          Log(fmt::format("console: delivery to {} failed: {}; {} hits spooled, retrying with "
+                          "backoff (attempt {})",
+                          RedactUrl(token_url_), resp.Describe(), spool_->stats().pending_records,
+                          consecutive_failures_));
+        }
+      }
+      continue;
+    }
+
+    std::optional<SteadyClock::time_point> wake = folder_.NextDeadline();
+    auto earliest = [&wake](SteadyClock::time_point t) {
+      if (!wake || t < *wake) wake = t;
+    };
+    if (spool_->dirty()) earliest(dirty_since_ + cfg_.sync_interval);
+    if (token_url_.empty() || !spool_->empty()) earliest(next_attempt_);
+    if (wake) {
+      cv_.wait_until(lk, *wake);
+    } else {
+      cv_.wait(lk);
+    }
+  }
+}
+
+ConsoleSink::Counters ConsoleSink::counters() const {
+  std::lock_guard lk(mu_);
+  Counters c = counters_;
+  c.folded = folder_.folded();
+  const Spool::Stats s = spool_->stats();
+  c.spool_records = s.pending_records;
+  c.spool_bytes = s.file_bytes;
+  c.spool_summarised = s.summarised_records;
+  c.spool_summaries = s.summaries;
+  c.spool_corrupt = s.corrupt_records;
+  c.spool_write_errors = s.write_errors;
+  c.spool_memory_only = s.memory_only;
+  return c;
+}
+
+std::string ConsoleSink::FormatCounters(const Counters& c) {
+  return fmt::format(
+      "console: registered={} published={} folded={} spooled={} delivered={} failures={} "
+      "retries={} registrations={} registration_failures={} spool_records={} spool_bytes={} "
+      "spool_summarised={} spool_summaries={} spool_corrupt={} spool_write_errors={} "
+      "spool_memory_only={}",
+      c.registered ? "yes" : "no", c.published, c.folded, c.spooled, c.delivered, c.failures,
+      c.retries, c.registrations, c.registration_failures, c.spool_records, c.spool_bytes,
+      c.spool_summarised, c.spool_summaries, c.spool_corrupt, c.spool_write_errors,
+      c.spool_memory_only);
+}
+
+}  // namespace nfq::alerting

@@ -1,0 +1,128 @@
+// Sends hits to a Canary token console (contract: "The console protocol", "A hit").
+//
+// Publish folds the hit, appends it to the durable spool and wakes the one delivery thread;
+// it never touches the network. The delivery thread registers at Start (IMDSv2 facts, then
+// POST to the factory) unless a token for this factory URL is stored, then sends spooled
+// hits in order, each forgotten only after a 2xx, with exponential backoff and jitter on any
+// failure. Stop aborts a request in progress, so it returns within a second or two whatever
+// the console does.
+// Thread-safety: Publish/Flush from one thread (AlertSink); counters() from any thread;
+// Start/Stop from the owner.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "alerting/alert_sink.h"
+#include "alerting/fold.h"
+#include "alerting/hit.h"
+
+namespace nfq::alerting {
+
+class HttpClient;
+class Spool;
+
+class ConsoleSink : public AlertSink {
+ public:
+  struct Config {
+    // Empty is allowed when state_dir already holds a token (then that token is used).
+    // Secret: only its scheme and host are ever logged.
+    std::string factory_url;
+    std::string state_dir = "/var/lib/nfq-apeeper";
+    std::string instance_name;
+    std::string memo;  // empty: "nfq-apeeper: instance metadata access on <name or id>"
+    std::chrono::milliseconds fold_window{std::chrono::seconds(60)};  // 0: no folding
+    size_t fold_max_keys = 4096;
+    std::string proxy;    // empty: direct (environment proxies are always ignored)
+    std::string ca_file;  // empty: system bundle. TLS verification is always on.
+    std::string user_agent = "nfq-apeeper";  // set to "nfq-apeeper/<version>"
+    int so_mark = 0;      // e.g. 0x4e46 so the rules skip our own traffic; 0: none
+    std::string imds_base_url = "http://169.254.169.254";  // empty: skip the look-up
+    std::chrono::milliseconds imds_timeout{1000};
+    std::chrono::milliseconds connect_timeout{5000};
+    std::chrono::milliseconds request_timeout{15000};
+    std::chrono::milliseconds backoff_initial{1000};
+    std::chrono::milliseconds backoff_max{std::chrono::minutes(5)};
+    std::chrono::milliseconds sync_interval{50};  // spool fsync batching
+    uint64_t spool_cap_bytes = 64ull << 20;
+    // One line per call, no newline. Default: stderr.
+    std::function<void(std::string_view)> log;
+  };
+
+  struct Counters {
+    uint64_t published = 0;   // hits given to Publish
+    uint64_t folded = 0;      // requests counted into a pending follow-up instead of sent
+    uint64_t spooled = 0;     // records appended to the spool (first hits, follow-ups)
+    uint64_t delivered = 0;   // records the console answered 2xx
+    uint64_t retries = 0;     // attempts after a failed one
+    uint64_t failures = 0;    // failed delivery attempts (transport error, timeout, non-2xx)
+    uint64_t registrations = 0;
+    uint64_t registration_failures = 0;
+    bool registered = false;
+    uint64_t spool_records = 0;  // waiting for delivery
+    uint64_t spool_bytes = 0;
+    uint64_t spool_summarised = 0;  // records folded into cap summaries ("dropped at cap")
+    uint64_t spool_summaries = 0;
+    uint64_t spool_corrupt = 0;     // damaged records skipped
+    uint64_t spool_write_errors = 0;
+    uint64_t spool_memory_only = 0;  // records the disk refused, held in memory
+    std::string last_error;          // last delivery/registration error, no secrets
+  };
+
+  // Validates and opens (state dir 0700 and writable, CA file readable, factory URL http(s)
+  // or a stored token, spool readable). nullptr + one-line *error otherwise.
+  // REQUIRES: curl_global_init was called.
+  static std::unique_ptr<ConsoleSink> Create(Config config, std::string* error);
+
+  ~ConsoleSink() override;
+  ConsoleSink(const ConsoleSink&) = delete;
+  ConsoleSink& operator=(const ConsoleSink&) = delete;
+
+  // Launches the delivery thread (registration first). Call once.
+  void Start();
+  void Publish(const Hit& hit) override;
+  // Pending fold counts become spool records; the spool is fsynced. Delivery continues.
+  void Flush() override;
+  // Stops the delivery thread (aborting a request in progress), then Flush. Idempotent.
+  void Stop();
+
+  Counters counters() const;
+  static std::string FormatCounters(const Counters& c);
+
+  // The token URL in use, empty before registration. Secret: do not log it.
+  std::string token_url() const;
+
+ private:
+  explicit ConsoleSink(Config config);
+  void Run();
+  void AppendLocked(const Hit& hit);
+  void ScheduleRetryLocked(std::chrono::steady_clock::time_point now);
+  void Log(std::string_view line) const;
+
+  Config cfg_;
+  std::unique_ptr<HttpClient> http_;  // delivery thread only (Abort from any)
+  std::unique_ptr<Spool> spool_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Folder folder_;
+  std::string token_url_;
+  bool stopping_ = false;
+  bool started_ = false;
+  std::chrono::steady_clock::time_point next_attempt_{};
+  std::chrono::steady_clock::time_point dirty_since_{};
+  uint32_t consecutive_failures_ = 0;
+  std::mt19937_64 rng_;
+  Counters counters_;
+  std::thread worker_;
+};
+
+}  // namespace nfq::alerting

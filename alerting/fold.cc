@@ -1,0 +1,89 @@
+#include "alerting/fold.h"
+
+#include <algorithm>
+
+namespace nfq::alerting {
+
+Folder::Folder(std::chrono::milliseconds window, size_t max_keys)
+    : window_(window), max_keys_(max_keys) {}
+
+std::string Folder::AddressWithoutPort(const std::string& src) {
+  if (!src.empty() && src.front() == '[') {
+    const auto close = src.find(']');
+    return close == std::string::npos ? src : src.substr(1, close - 1);
+  }
+  const auto colon = src.rfind(':');
+  if (colon != std::string::npos && src.find(':') == colon) return src.substr(0, colon);
+  return src;  // bare IPv6 or no port
+}
+
+std::optional<Hit> Folder::Offer(const Hit& hit, SteadyTime now) {
+  if (window_.count() <= 0) return hit;
+  Key key{AddressWithoutPort(hit.src), hit.method, hit.norm};
+  auto it = table_.find(key);
+  if (it != table_.end() && now >= it->second.closes) {
+    // Closed but not yet expired: Expire would emit it; keep counts exact by letting the
+    // caller see the new hit as the first of a fresh window after the old one is emitted.
+    return hit;
+  }
+  if (it == table_.end()) {
+    if (table_.size() >= max_keys_) return hit;
+    Window w{now + window_, hit};
+    w.pending.count = 0;
+    table_.emplace(std::move(key), std::move(w));
+    return hit;
+  }
+  Hit& p = it->second.pending;
+  if (p.count == 0) {
+    p = hit;
+  } else {
+    p.count += hit.count;
+    p.first = std::min(p.first, hit.first);
+    p.last = std::max(p.last, hit.last);
+    // Keep the latest request's details (url as sent, port, process); flags accumulate.
+    p.url = hit.url;
+    p.src = hit.src;
+    p.uid = hit.uid;
+    p.gid = hit.gid;
+    p.pid = hit.pid;
+    p.owner = hit.owner;
+    p.cmdline = hit.cmdline;
+    if (!hit.flags.empty() && p.flags.find(hit.flags) == std::string::npos) {
+      p.flags = p.flags.empty() ? hit.flags : p.flags + "," + hit.flags;
+    }
+  }
+  folded_ += hit.count;
+  return std::nullopt;
+}
+
+std::vector<Hit> Folder::Expire(SteadyTime now) {
+  std::vector<Hit> out;
+  for (auto it = table_.begin(); it != table_.end();) {
+    if (now >= it->second.closes) {
+      if (it->second.pending.count > 0) out.push_back(std::move(it->second.pending));
+      it = table_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+std::vector<Hit> Folder::DrainAll() {
+  std::vector<Hit> out;
+  for (auto& [key, w] : table_) {
+    if (w.pending.count > 0) out.push_back(std::move(w.pending));
+  }
+  table_.clear();
+  return out;
+}
+
+std::optional<Folder::SteadyTime> Folder::NextDeadline() const {
+  std::optional<SteadyTime> next;
+  for (const auto& [key, w] : table_) {
+    if (!next || w.closes < *next) next = w.closes;
+  }
+  return next;
+}
+
+}  // namespace nfq::alerting

@@ -1,0 +1,56 @@
+// Folds identical hits inside a time window: the first of a key goes out at once, the rest
+// are counted and leave as one follow-up hit (count, first, last) when the window closes.
+// Key: (source address without port, method, norm). Counts add up exactly: the counts of
+// everything Offer/Expire/DrainAll return sum to the counts offered.
+// Not thread-safe; the owner serialises calls.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "alerting/hit.h"
+
+namespace nfq::alerting {
+
+class Folder {
+ public:
+  using SteadyTime = std::chrono::steady_clock::time_point;
+
+  // window 0: nothing folds. max_keys bounds the table; hits of new keys beyond it are
+  // passed through (never dropped).
+  Folder(std::chrono::milliseconds window, size_t max_keys = 4096);
+
+  // Returns the hit to send now, or nullopt if it was folded into a pending window.
+  std::optional<Hit> Offer(const Hit& hit, SteadyTime now);
+  // Follow-ups of windows that closed by `now`.
+  std::vector<Hit> Expire(SteadyTime now);
+  // Every pending follow-up, windows closed early (at stop).
+  std::vector<Hit> DrainAll();
+  // When Expire next has something to do.
+  std::optional<SteadyTime> NextDeadline() const;
+
+  uint64_t folded() const { return folded_; }
+  size_t size() const { return table_.size(); }
+
+  // "10.0.0.1:3456" -> "10.0.0.1", "[fd00::1]:80" -> "fd00::1"; anything else unchanged.
+  static std::string AddressWithoutPort(const std::string& src);
+
+ private:
+  struct Window {
+    SteadyTime closes;
+    Hit pending;  // count 0 until a second hit arrives
+  };
+  using Key = std::tuple<std::string, std::string, std::string>;
+
+  std::chrono::milliseconds window_;
+  size_t max_keys_;
+  std::map<Key, Window> table_;
+  uint64_t folded_ = 0;
+};
+
+}  // namespace nfq::alerting

@@ -1,0 +1,413 @@
+#include "alerting/spool.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "alerting/hit_codec.h"
+
+namespace nfq::alerting {
+namespace {
+
+constexpr uint32_t kMagic = 0x5053464e;  // "NFSP" little-endian
+constexpr size_t kHeader = 20;           // magic, length, crc, id
+constexpr uint64_t kCompactPrefix = 1u << 20;
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+uint32_t GetU32(std::string_view b, size_t at) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(b[at + i])) << (8 * i);
+  return v;
+}
+uint64_t GetU64(std::string_view b, size_t at) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(b[at + i])) << (8 * i);
+  return v;
+}
+
+uint32_t Crc(std::string_view a, std::string_view b = {}) {
+  uLong c = crc32(0L, Z_NULL, 0);
+  c = crc32(c, reinterpret_cast<const Bytef*>(a.data()), static_cast<uInt>(a.size()));
+  c = crc32(c, reinterpret_cast<const Bytef*>(b.data()), static_cast<uInt>(b.size()));
+  return static_cast<uint32_t>(c);
+}
+
+struct Frame {
+  uint64_t id;
+  std::string_view payload;
+  size_t size;
+};
+
+// A valid frame at data[at], or nullopt.
+std::optional<Frame> ParseFrame(std::string_view data, size_t at) {
+  if (data.size() - at < kHeader || GetU32(data, at) != kMagic) return std::nullopt;
+  const uint32_t len = GetU32(data, at + 4);
+  if (len > Spool::kMaxPayload || data.size() - at - kHeader < len) return std::nullopt;
+  const std::string_view id_bytes = data.substr(at + 12, 8);
+  const std::string_view payload = data.substr(at + kHeader, len);
+  if (Crc(id_bytes, payload) != GetU32(data, at + 8)) return std::nullopt;
+  return Frame{GetU64(data, at + 12), payload, kHeader + len};
+}
+
+bool PwriteFully(int fd, std::string_view data, uint64_t offset) {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) {
+      errno = EIO;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+std::string Merged(const std::string& a, const std::string& b) { return a == b ? a : "*"; }
+
+}  // namespace
+
+std::string EncodeFrame(uint64_t id, std::string_view payload) {
+  std::string id_bytes;
+  PutU64(id_bytes, id);
+  std::string out;
+  out.reserve(kHeader + payload.size());
+  PutU32(out, kMagic);
+  PutU32(out, static_cast<uint32_t>(payload.size()));
+  PutU32(out, Crc(id_bytes, payload));
+  out += id_bytes;
+  out.append(payload);
+  return out;
+}
+
+Spool::Spool(Options options)
+    : opts_(std::move(options)),
+      log_path_(opts_.dir + "/spool.log"),
+      ack_path_(opts_.dir + "/spool.ack") {}
+
+void Spool::Log(std::string_view line) const {
+  if (opts_.log) opts_.log(line);
+}
+
+std::unique_ptr<Spool> Spool::Open(Options options, std::string* error) {
+  std::unique_ptr<Spool> s(new Spool(std::move(options)));
+  if (!s->Load(error)) return nullptr;
+  return s;
+}
+
+bool Spool::Load(std::string* error) {
+  ack_fd_.reset(::open(ack_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!ack_fd_) {
+    *error = fmt::format("cannot open {}: {}", ack_path_, ErrnoString(errno));
+    return false;
+  }
+  char ack[12];
+  const ssize_t n = ::pread(ack_fd_.get(), ack, sizeof ack, 0);
+  if (n == static_cast<ssize_t>(sizeof ack)) {
+    const std::string_view a(ack, sizeof ack);
+    if (Crc(a.substr(0, 8)) == GetU32(a, 8)) {
+      acked_id_ = GetU64(a, 0);
+    } else {
+      Log("spool: spool.ack is damaged; undelivered-looking records will be resent");
+    }
+  }
+  fd_.reset(::open(log_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd_) {
+    *error = fmt::format("cannot open {}: {}", log_path_, ErrnoString(errno));
+    return false;
+  }
+  std::string data;
+  {
+    char buf[65536];
+    for (;;) {
+      const ssize_t r = ::read(fd_.get(), buf, sizeof buf);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        *error = fmt::format("cannot read {}: {}", log_path_, ErrnoString(errno));
+        return false;
+      }
+      if (r == 0) break;
+      data.append(buf, static_cast<size_t>(r));
+    }
+  }
+  const std::string_view view(data);
+  const std::string magic = [] {
+    std::string m;
+    PutU32(m, kMagic);
+    return m;
+  }();
+  uint64_t max_id = acked_id_;
+  size_t p = 0;
+  file_size_ = data.size();
+  while (p < view.size()) {
+    if (auto f = ParseFrame(view, p)) {
+      if (f->id > max_id) {
+        entries_.push_back(Entry{f->id, p, static_cast<uint32_t>(f->size), std::nullopt});
+        pending_bytes_ += f->size;
+        max_id = f->id;
+      }
+      p += f->size;
+      continue;
+    }
+    size_t q = view.find(magic, p + 1);
+    while (q != std::string_view::npos && !ParseFrame(view, q)) q = view.find(magic, q + 1);
+    stats_.corrupt_records++;
+    if (q != std::string_view::npos) {
+      stats_.corrupt_bytes += q - p;
+      Log(fmt::format("spool: skipped {} damaged bytes at offset {} of {}", q - p, p, log_path_));
+      p = q;
+    } else {
+      stats_.corrupt_bytes += view.size() - p;
+      Log(fmt::format("spool: dropped a torn or damaged tail of {} bytes at offset {} of {}",
+                      view.size() - p, p, log_path_));
+      if (::ftruncate(fd_.get(), static_cast<off_t>(p)) == 0) file_size_ = p;
+      break;
+    }
+  }
+  next_id_ = max_id + 1;
+  if (entries_.empty() && file_size_ > 0 && ::ftruncate(fd_.get(), 0) == 0) file_size_ = 0;
+  if (!entries_.empty()) {
+    Log(fmt::format("spool: {} undelivered hits from a previous run", entries_.size()));
+  }
+  return true;
+}
+
+bool Spool::TryWriteFrame(const std::string& frame, uint64_t* offset) {
+  if (PwriteFully(fd_.get(), frame, file_size_)) {
+    *offset = file_size_;
+    file_size_ += frame.size();
+    dirty_ = true;
+    if (disk_failing_) {
+      disk_failing_ = false;
+      Log("spool: writes work again");
+    }
+    return true;
+  }
+  const int err = errno;
+  (void)::ftruncate(fd_.get(), static_cast<off_t>(file_size_));  // no torn record behind us
+  stats_.write_errors++;
+  if (!disk_failing_) {
+    disk_failing_ = true;
+    Log(fmt::format("spool: cannot write {}: {}; keeping hits in memory and retrying",
+                    log_path_, ErrnoString(err)));
+  }
+  return false;
+}
+
+uint64_t Spool::Append(const Hit& hit) {
+  std::string payload = EncodeHit(hit);
+  if (payload.size() > kMaxPayload) {
+    Hit clipped = hit;
+    for (std::string* s : {&clipped.url, &clipped.norm, &clipped.cmdline, &clipped.host,
+                           &clipped.user_agent, &clipped.owner}) {
+      if (s->size() > 65536) s->resize(65536);
+    }
+    clipped.flags += clipped.flags.empty() ? "truncated" : ",truncated";
+    payload = EncodeHit(clipped);
+  }
+  const uint64_t id = next_id_++;
+  std::string frame = EncodeFrame(id, payload);
+  EnforceCap(frame.size());
+  Entry e{id, 0, static_cast<uint32_t>(frame.size()), std::nullopt};
+  if (!TryWriteFrame(frame, &e.offset)) e.payload = std::move(payload);
+  pending_bytes_ += e.size;
+  entries_.push_back(std::move(e));
+  stats_.appended++;
+  return id;
+}
+
+std::optional<std::string> Spool::PayloadOf(const Entry& e) {
+  if (e.payload) return e.payload;
+  std::string buf(e.size, '\0');
+  size_t got = 0;
+  while (got < buf.size()) {
+    const ssize_t n = ::pread(fd_.get(), buf.data() + got, buf.size() - got,
+                              static_cast<off_t>(e.offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    got += static_cast<size_t>(n);
+  }
+  auto f = ParseFrame(buf, 0);
+  if (!f || f->id != e.id) return std::nullopt;
+  return std::string(f->payload);
+}
+
+std::optional<Spool::Record> Spool::Front() {
+  while (!entries_.empty()) {
+    const Entry& e = entries_.front();
+    if (auto payload = PayloadOf(e)) {
+      if (auto hit = DecodeHit(*payload)) return Record{e.id, std::move(*hit)};
+    }
+    stats_.corrupt_records++;
+    stats_.corrupt_bytes += e.size;
+    Log(fmt::format("spool: record {} unreadable; skipped", e.id));
+    front_in_flight_ = false;
+    Ack(e.id);
+    stats_.acked--;  // skipped, not delivered
+  }
+  return std::nullopt;
+}
+
+bool Spool::WriteAck(uint64_t id) {
+  std::string a;
+  PutU64(a, id);
+  PutU32(a, Crc(a));
+  if (!PwriteFully(ack_fd_.get(), a, 0) || ::fdatasync(ack_fd_.get()) != 0) {
+    stats_.write_errors++;
+    return false;
+  }
+  return true;
+}
+
+void Spool::Ack(uint64_t id) {
+  if (entries_.empty() || entries_.front().id != id) return;
+  pending_bytes_ -= entries_.front().size;
+  entries_.pop_front();
+  front_in_flight_ = false;
+  acked_id_ = id;
+  stats_.acked++;
+  WriteAck(id);
+  if (entries_.empty()) {
+    if (file_size_ > 0 && ::ftruncate(fd_.get(), 0) == 0) file_size_ = 0;
+    return;
+  }
+  const auto first_on_disk = std::find_if(entries_.begin(), entries_.end(),
+                                          [](const Entry& e) { return !e.payload; });
+  const uint64_t prefix = first_on_disk == entries_.end() ? file_size_ : first_on_disk->offset;
+  if (prefix > kCompactPrefix && prefix > file_size_ / 2) Compact();
+}
+
+void Spool::Sync() {
+  if (!dirty_) return;
+  if (::fdatasync(fd_.get()) != 0) {
+    stats_.write_errors++;
+    return;
+  }
+  dirty_ = false;
+}
+
+void Spool::EnforceCap(uint64_t incoming) {
+  if (pending_bytes_ + incoming <= opts_.cap_bytes) return;
+  const size_t start = front_in_flight_ ? 1 : 0;
+  const uint64_t target = opts_.cap_bytes / 4 * 3;
+  size_t end = start;
+  uint64_t remaining = pending_bytes_ + incoming;
+  while (end < entries_.size() && remaining > target) remaining -= entries_[end++].size;
+  if (end - start < 2) return;  // nothing to gain; stay a little over the cap
+  std::optional<Hit> summary;
+  uint64_t records = 0;
+  for (size_t i = start; i < end; ++i) {
+    auto payload = PayloadOf(entries_[i]);
+    auto hit = payload ? DecodeHit(*payload) : std::nullopt;
+    if (!hit) {
+      stats_.corrupt_records++;
+      continue;
+    }
+    records++;
+    if (!summary) {
+      summary = std::move(*hit);
+      continue;
+    }
+    Hit& s = *summary;
+    s.count += hit->count;
+    s.first = std::min(s.first, hit->first);
+    s.last = std::max(s.last, hit->last);
+    s.url = Merged(s.url, hit->url);
+    s.norm = Merged(s.norm, hit->norm);
+    s.method = Merged(s.method, hit->method);
+    s.imds = Merged(s.imds, hit->imds);
+    s.src = Merged(s.src, hit->src);
+    s.owner = Merged(s.owner, hit->owner);
+    s.cmdline = Merged(s.cmdline, hit->cmdline);
+    s.hook = Merged(s.hook, hit->hook);
+    if (s.uid != hit->uid) s.uid = -1;
+    if (s.gid != hit->gid) s.gid = -1;
+    if (s.pid != hit->pid) s.pid = -1;
+    if (s.flags != hit->flags) s.flags = s.flags.empty() ? hit->flags : s.flags + "," + hit->flags;
+  }
+  const uint64_t summary_id = entries_[end - 1].id;  // keeps file order == id order
+  for (size_t i = start; i < end; ++i) pending_bytes_ -= entries_[i].size;
+  entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(start),
+                 entries_.begin() + static_cast<std::ptrdiff_t>(end));
+  if (summary) {
+    Hit& s = *summary;
+    s.flags += s.flags.empty() ? "spool-overflow" : ",spool-overflow";
+    std::string payload = EncodeHit(s);
+    Entry e{summary_id, 0, static_cast<uint32_t>(kHeader + payload.size()), std::move(payload)};
+    pending_bytes_ += e.size;
+    entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(start), std::move(e));
+    stats_.summaries++;
+  }
+  stats_.summarised_records += records;
+  Log(fmt::format("spool: at its cap of {} bytes; {} oldest undelivered hits summarised into one",
+                  opts_.cap_bytes, records));
+  Compact();
+}
+
+bool Spool::Compact() {
+  const std::string tmp = log_path_ + ".tmp";
+  UniqueFd out(::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out) {
+    stats_.write_errors++;
+    return false;
+  }
+  std::vector<uint64_t> offsets;
+  offsets.reserve(entries_.size());
+  uint64_t size = 0;
+  for (const Entry& e : entries_) {
+    auto payload = PayloadOf(e);
+    if (!payload) payload = std::string();  // unreadable: Front() will skip it
+    const std::string frame = EncodeFrame(e.id, *payload);
+    if (!PwriteFully(out.get(), frame, size)) {
+      stats_.write_errors++;
+      ::unlink(tmp.c_str());
+      return false;
+    }
+    offsets.push_back(size);
+    size += frame.size();
+  }
+  if (::fdatasync(out.get()) != 0 || ::rename(tmp.c_str(), log_path_.c_str()) != 0) {
+    stats_.write_errors++;
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  FsyncDir(opts_.dir);
+  fd_ = std::move(out);
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    entries_[i].offset = offsets[i];
+    entries_[i].payload.reset();
+    entries_[i].size = static_cast<uint32_t>(
+        (i + 1 < entries_.size() ? offsets[i + 1] : size) - offsets[i]);
+  }
+  pending_bytes_ = size;
+  file_size_ = size;
+  dirty_ = false;
+  return true;
+}
+
+Spool::Stats Spool::stats() const {
+  Stats s = stats_;
+  s.pending_records = entries_.size();
+  s.pending_bytes = pending_bytes_;
+  s.file_bytes = file_size_;
+  s.memory_only = static_cast<uint64_t>(std::count_if(
+      entries_.begin(), entries_.end(), [](const Entry& e) { return e.payload.has_value(); }));
+  return s;
+}
+
+}  // namespace nfq::alerting

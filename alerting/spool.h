@@ -1,0 +1,112 @@
+// The durable queue of hits waiting for a 2xx from the console.
+//
+// Files under the state dir:
+//   spool.log  append-only records: magic "NFSP" u32 | payload length u32 | CRC32 u32 (of id
+//              and payload) | id u64 | payload (EncodeHit). Little-endian.
+//   spool.ack  u64 id | u32 CRC32: every record with id <= this was delivered (2xx).
+// Ids grow across restarts and file order is id order, so "acked" is one number. A record
+// is never resent after its ack is on disk; the window between the 2xx and the ack's
+// fdatasync can resend one record after a crash (at-least-once).
+// Corrupt or torn records found at Open are counted, reported and skipped (a torn tail is
+// truncated). At cap_bytes of undelivered records the oldest are replaced by one summary hit
+// whose count is their sum. A failing disk (ENOSPC, EIO) never loses a hit while the process
+// lives: the record is kept in memory, counted, reported once, and the disk tried again on
+// the next append or compaction.
+// Not thread-safe: the owner serialises all calls.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "alerting/file_util.h"
+#include "alerting/hit.h"
+
+namespace nfq::alerting {
+
+class Spool {
+ public:
+  struct Options {
+    std::string dir;
+    uint64_t cap_bytes = 64ull << 20;
+    std::function<void(std::string_view)> log;  // one line per call; may be empty
+  };
+  struct Record {
+    uint64_t id = 0;
+    Hit hit;
+  };
+  struct Stats {
+    uint64_t pending_records = 0;
+    uint64_t pending_bytes = 0;     // undelivered records, as framed on disk
+    uint64_t file_bytes = 0;        // spool.log size (includes delivered prefix)
+    uint64_t appended = 0;
+    uint64_t acked = 0;
+    uint64_t summarised_records = 0;  // records folded into cap summaries
+    uint64_t summaries = 0;
+    uint64_t corrupt_records = 0;     // damaged spans skipped at Open
+    uint64_t corrupt_bytes = 0;
+    uint64_t write_errors = 0;        // appends/acks/syncs the disk refused
+    uint64_t memory_only = 0;         // records currently not on disk
+  };
+
+  static constexpr uint32_t kMaxPayload = 1u << 20;
+
+  // nullptr + one-line error if the directory or files cannot be opened.
+  static std::unique_ptr<Spool> Open(Options options, std::string* error);
+
+  // Queues hit; returns its id. Never fails (see the disk note above).
+  uint64_t Append(const Hit& hit);
+  // Oldest undelivered record, or nullopt.
+  std::optional<Record> Front();
+  // REQUIRES: id == Front()->id. The record is delivered; persist that.
+  void Ack(uint64_t id);
+  // Makes appended records durable (fdatasync) if anything changed since the last Sync.
+  void Sync();
+  bool dirty() const { return dirty_; }
+  bool empty() const { return entries_.empty(); }
+  // The front record is being sent: cap summaries leave it alone.
+  void set_front_in_flight(bool v) { front_in_flight_ = v; }
+  Stats stats() const;
+
+ private:
+  struct Entry {
+    uint64_t id = 0;
+    uint64_t offset = 0;  // of the frame in spool.log, when on disk
+    uint32_t size = 0;    // framed size
+    std::optional<std::string> payload;  // set when not on disk
+  };
+
+  explicit Spool(Options options);
+  bool Load(std::string* error);
+  bool WriteAck(uint64_t id);
+  std::optional<std::string> PayloadOf(const Entry& e);
+  bool TryWriteFrame(const std::string& frame, uint64_t* offset);
+  void EnforceCap(uint64_t incoming);
+  // Rewrites spool.log with only the undelivered records.
+  bool Compact();
+  void Log(std::string_view line) const;
+
+  Options opts_;
+  std::string log_path_;
+  std::string ack_path_;
+  UniqueFd fd_;
+  UniqueFd ack_fd_;
+  uint64_t file_size_ = 0;
+  uint64_t acked_id_ = 0;
+  uint64_t next_id_ = 1;
+  uint64_t pending_bytes_ = 0;
+  std::deque<Entry> entries_;
+  bool dirty_ = false;
+  bool front_in_flight_ = false;
+  bool disk_failing_ = false;
+  Stats stats_;
+};
+
+// Frames (id, payload) as stored in spool.log.
+std::string EncodeFrame(uint64_t id, std::string_view payload);
+
+}  // namespace nfq::alerting
