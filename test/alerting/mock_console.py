@@ -155,6 +155,9 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        pass  # clients that reset or abort are part of the tests
+
 
 def main():
     global args
