@@ -93,13 +93,17 @@ void ConsoleSink::Flush() {
 
 void ConsoleSink::Stop() {
   {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     stopping_ = true;
+    cv_.notify_all();
+    // A request the console may already have acted on gets a short grace period: aborting
+    // it after the console recorded the hit would resend that hit at the next start.
+    cv_.wait_for(lk, cfg_.stop_grace, [this] { return !in_request_; });
   }
-  http_->Abort();
+  if (http_) http_->Abort();
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
-  Flush();
+  if (spool_) Flush();
 }
 
 std::string ConsoleSink::token_url() const {
@@ -129,6 +133,7 @@ void ConsoleSink::Run() {
     if (spool_->dirty() && now >= dirty_since_ + cfg_.sync_interval) spool_->Sync();
 
     if (now >= next_attempt_ && token_url_.empty()) {
+      in_request_ = true;
       lk.unlock();
       const InstanceFacts facts =
           LookupInstanceFacts(*http_, cfg_.imds_base_url, cfg_.imds_timeout);
@@ -144,6 +149,8 @@ void ConsoleSink::Run() {
         Log("console: token registered but not stored: " + save_error);
       }
       lk.lock();
+      in_request_ = false;
+      cv_.notify_all();
       if (stopping_) break;
       now = SteadyClock::now();
       if (r.ok) {
@@ -177,6 +184,7 @@ void ConsoleSink::Run() {
                               (token_url_.find('?') == std::string::npos ? "?" : "&") +
                               HitQueryString(rec->hit);
       if (consecutive_failures_ > 0) counters_.retries++;
+      in_request_ = true;
       lk.unlock();
       HttpRequest req;
       req.url = url;
@@ -185,6 +193,8 @@ void ConsoleSink::Run() {
       req.max_body = 64 * 1024;
       const HttpResponse resp = http_->Perform(req);
       lk.lock();
+      in_request_ = false;
+      cv_.notify_all();
       now = SteadyClock::now();
       if (resp.aborted) {
         spool_->set_front_in_flight(false);

@@ -52,6 +52,9 @@ class ConsoleSink : public AlertSink {
     std::chrono::milliseconds backoff_initial{1000};
     std::chrono::milliseconds backoff_max{std::chrono::minutes(5)};
     std::chrono::milliseconds sync_interval{50};  // spool fsync batching
+    // Stop lets a request in progress finish for this long before aborting it (keep it well
+    // under the 2 s stop budget).
+    std::chrono::milliseconds stop_grace{1000};
     uint64_t spool_cap_bytes = 64ull << 20;
     // One line per call, no newline. Default: stderr.
     std::function<void(std::string_view)> log;
@@ -117,6 +120,7 @@ class ConsoleSink : public AlertSink {
   std::string token_url_;
   bool stopping_ = false;
   bool started_ = false;
+  bool in_request_ = false;  // the worker is in Perform (registration or delivery)
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::steady_clock::time_point dirty_since_{};
   uint32_t consecutive_failures_ = 0;

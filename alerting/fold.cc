@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "alerting/hit_format.h"
+
 namespace nfq::alerting {
 
 Folder::Folder(std::chrono::milliseconds window, size_t max_keys)
@@ -48,9 +50,7 @@ std::optional<Hit> Folder::Offer(const Hit& hit, SteadyTime now) {
     p.pid = hit.pid;
     p.owner = hit.owner;
     p.cmdline = hit.cmdline;
-    if (!hit.flags.empty() && p.flags.find(hit.flags) == std::string::npos) {
-      p.flags = p.flags.empty() ? hit.flags : p.flags + "," + hit.flags;
-    }
+    p.flags = MergeFlags(p.flags, hit.flags);
   }
   folded_ += hit.count;
   return std::nullopt;

@@ -103,6 +103,31 @@ std::string HitJsonLine(const Hit& hit) {
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+std::string MergeFlags(std::string_view a, std::string_view b) {
+  std::string out;
+  auto add_all = [&out](std::string_view list) {
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      const std::string_view item = list.substr(0, comma);
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      if (item.empty()) continue;
+      bool seen = false;
+      std::string_view rest = out;
+      while (!rest.empty() && !seen) {
+        const auto c = rest.find(',');
+        seen = rest.substr(0, c) == item;
+        rest = c == std::string_view::npos ? std::string_view() : rest.substr(c + 1);
+      }
+      if (seen) continue;
+      if (!out.empty()) out.push_back(',');
+      out.append(item);
+    }
+  };
+  add_all(a);
+  add_all(b);
+  return out;
+}
+
 std::string EscapeForLog(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

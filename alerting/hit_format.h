@@ -29,6 +29,9 @@ std::string HitJsonLine(const Hit& hit);
 // are written as \xNN so a hostile path cannot forge a second line or field.
 std::string HitTextLine(const Hit& hit);
 
+// Union of two comma-separated flag lists, order of first appearance, no duplicates.
+std::string MergeFlags(std::string_view a, std::string_view b);
+
 // The \xNN escaping used by HitTextLine; also handy for diagnostics.
 std::string EscapeForLog(std::string_view s);
 

@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -41,8 +43,12 @@ InstanceFacts LookupInstanceFacts(HttpClient& http, const std::string& imds_base
   put.total_timeout = timeout;
   put.max_body = 4096;
   HttpResponse token = http.Perform(put);
-  if (!token.ok() || token.body.empty()) return facts;
-  const std::string token_header = "X-aws-ec2-metadata-token: " + Trimmed(token.body);
+  const std::string value = Trimmed(token.body);
+  const bool printable = std::all_of(value.begin(), value.end(), [](char c) {
+    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+  });
+  if (!token.ok() || value.empty() || !printable) return facts;  // no header injection
+  const std::string token_header = "X-aws-ec2-metadata-token: " + value;
   auto get = [&](const char* path) -> std::string {
     HttpRequest req;
     req.url = imds_base_url + path;

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "alerting/hit_codec.h"
+#include "alerting/hit_format.h"
 
 namespace nfq::alerting {
 namespace {
@@ -304,7 +305,7 @@ void Spool::Sync() {
 void Spool::EnforceCap(uint64_t incoming) {
   if (pending_bytes_ + incoming <= opts_.cap_bytes) return;
   const size_t start = front_in_flight_ ? 1 : 0;
-  const uint64_t target = opts_.cap_bytes / 4 * 3;
+  const uint64_t target = opts_.cap_bytes / 2;  // room for many appends per rewrite
   size_t end = start;
   uint64_t remaining = pending_bytes_ + incoming;
   while (end < entries_.size() && remaining > target) remaining -= entries_[end++].size;
@@ -338,7 +339,7 @@ void Spool::EnforceCap(uint64_t incoming) {
     if (s.uid != hit->uid) s.uid = -1;
     if (s.gid != hit->gid) s.gid = -1;
     if (s.pid != hit->pid) s.pid = -1;
-    if (s.flags != hit->flags) s.flags = s.flags.empty() ? hit->flags : s.flags + "," + hit->flags;
+    s.flags = MergeFlags(s.flags, hit->flags);
   }
   const uint64_t summary_id = entries_[end - 1].id;  // keeps file order == id order
   for (size_t i = start; i < end; ++i) pending_bytes_ -= entries_[i].size;
@@ -346,7 +347,7 @@ void Spool::EnforceCap(uint64_t incoming) {
                  entries_.begin() + static_cast<std::ptrdiff_t>(end));
   if (summary) {
     Hit& s = *summary;
-    s.flags += s.flags.empty() ? "spool-overflow" : ",spool-overflow";
+    s.flags = MergeFlags(s.flags, "spool-overflow");
     std::string payload = EncodeHit(s);
     Entry e{summary_id, 0, static_cast<uint32_t>(kHeader + payload.size()), std::move(payload)};
     pending_bytes_ += e.size;

@@ -1,0 +1,464 @@
+#include "alerting/console_sink.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "alerting/hit_format.h"
+#include "alerting/registration.h"
+#include "test/alerting/test_util.h"
+
+namespace nfq::alerting {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::LogCapture;
+using testing::MockConsole;
+using testing::TempDir;
+using testing::WaitFor;
+
+Hit Numbered(int i) {
+  Hit h;
+  h.url = "/latest/meta-data/n/" + std::to_string(i);
+  h.norm = h.url;
+  h.method = "GET";
+  h.imds = "v1";
+  h.src = "10.0.0.1:" + std::to_string(1000 + i);
+  h.first = h.last = Hit::Clock::now();
+  return h;
+}
+
+class ConsoleSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    mock_ = std::make_unique<MockConsole>(records_.path());
+    ASSERT_TRUE(mock_->Start());
+  }
+
+  ConsoleSink::Config MakeConfig(const std::string& factory_name = "a") {
+    ConsoleSink::Config c;
+    c.factory_url = mock_->factory_url(factory_name);
+    c.state_dir = state_.path() + "/state";
+    c.instance_name = "web-1";
+    c.fold_window = 0ms;
+    c.imds_base_url = mock_->base_url();
+    c.imds_timeout = 1000ms;
+    c.connect_timeout = 1000ms;
+    c.request_timeout = 2000ms;
+    c.backoff_initial = 20ms;
+    c.backoff_max = 100ms;
+    c.user_agent = "nfq-apeeper/9.9.9";
+    c.log = log_.fn();
+    return c;
+  }
+
+  std::unique_ptr<ConsoleSink> MakeSink(ConsoleSink::Config c) {
+    std::string error;
+    auto s = ConsoleSink::Create(std::move(c), &error);
+    EXPECT_TRUE(s) << error;
+    return s;
+  }
+
+  // url -> how many times the console recorded it.
+  std::map<std::string, int> HitUrls() const {
+    std::map<std::string, int> m;
+    for (const auto& h : mock_->Hits()) m[h["query"]["url"].get<std::string>()]++;
+    return m;
+  }
+
+  void ExpectEachOnce(int n) {
+    const auto urls = HitUrls();
+    EXPECT_EQ(urls.size(), static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) EXPECT_EQ(urls.count(Numbered(i).url) ? urls.at(Numbered(i).url) : 0, 1) << i;
+  }
+
+  void ExpectNoSecretsLogged() {
+    const std::string all = log_.joined();
+    EXPECT_EQ(all.find("/factory"), std::string::npos) << all;
+    EXPECT_EQ(all.find("/t/"), std::string::npos) << all;
+    EXPECT_EQ(all.find("mock-imds-token-value"), std::string::npos) << all;
+  }
+
+  TempDir records_;
+  TempDir state_;
+  LogCapture log_;
+  std::unique_ptr<MockConsole> mock_;
+};
+
+TEST_F(ConsoleSinkTest, RegistersOnceAcrossRestartsWithInstanceFacts) {
+  {
+    auto sink = MakeSink(MakeConfig());
+    sink->Start();  // registration happens now, not at the first hit
+    ASSERT_TRUE(WaitFor([&] { return mock_->Regs().size() == 1; }));
+    sink->Publish(Numbered(0));
+    ASSERT_TRUE(WaitFor([&] { return sink->counters().delivered == 1; }));
+  }
+  {
+    auto sink = MakeSink(MakeConfig());
+    EXPECT_TRUE(sink->counters().registered);
+    sink->Start();
+    sink->Publish(Numbered(1));
+    ASSERT_TRUE(WaitFor([&] { return mock_->Hits().size() == 2; })) << log_.joined() << ConsoleSink::FormatCounters(sink->counters());
+    EXPECT_EQ(sink->counters().registrations, 0u);
+  }
+  const auto regs = mock_->Regs();
+  ASSERT_EQ(regs.size(), 1u);
+  EXPECT_EQ(regs[0]["form"]["instanceid"], "i-0mock1234");
+  EXPECT_EQ(regs[0]["form"]["region"], "us-east-1a");
+  EXPECT_EQ(regs[0]["form"]["instancename"], "web-1");
+  EXPECT_NE(regs[0]["form"]["memo"].get<std::string>().find("web-1"), std::string::npos);
+  EXPECT_EQ(regs[0]["ua"], "nfq-apeeper/9.9.9");
+  EXPECT_EQ(regs[0]["ctype"], "application/x-www-form-urlencoded");
+  for (const auto& i : mock_->Imds()) EXPECT_EQ(i["ua"], "nfq-apeeper/9.9.9");
+  ASSERT_GE(mock_->Imds().size(), 3u);
+  EXPECT_EQ(mock_->Imds()[0]["method"], "PUT");
+  for (const auto& h : mock_->Hits()) EXPECT_EQ(h["ua"], "nfq-apeeper/9.9.9");
+
+  const std::string state = state_.path() + "/state";
+  struct stat st{};
+  ASSERT_EQ(stat(state.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat((state + "/token.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const auto token = testing::ReadJsonLines(state + "/token.json");  // pretty-printed: no lines
+  std::ifstream in(state + "/token.json");
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(text.find("/factory"), std::string::npos);
+  EXPECT_NE(text.find(Sha256Hex(mock_->factory_url("a"))), std::string::npos);
+  ExpectNoSecretsLogged();
+}
+
+TEST_F(ConsoleSinkTest, DifferentFactoryUrlRegistersAnew) {
+  {
+    auto sink = MakeSink(MakeConfig("a"));
+    sink->Start();
+    ASSERT_TRUE(WaitFor([&] { return sink->counters().registered; }));
+  }
+  auto sink = MakeSink(MakeConfig("b"));
+  EXPECT_FALSE(sink->counters().registered);
+  sink->Start();
+  sink->Publish(Numbered(0));
+  ASSERT_TRUE(WaitFor([&] { return mock_->Hits().size() == 1; }));
+  const auto regs = mock_->Regs();
+  ASSERT_EQ(regs.size(), 2u);
+  EXPECT_EQ(regs[1]["path"], "/factory/b");
+  EXPECT_EQ(mock_->Hits()[0]["path"], "/t/1/post.jsp");  // the new token
+}
+
+TEST_F(ConsoleSinkTest, HitCarriesEveryQueryFieldExactly) {
+  auto sink = MakeSink(MakeConfig());
+  sink->Start();
+  Hit h = Numbered(0);
+  h.url = "/latest/meta-data/iam/security-credentials/../x?a=b&c=d%20e;\"'<>";
+  h.norm = "/latest/meta-data/iam/x";
+  h.method = "PUT";
+  h.imds = "v2";
+  h.src = "[fd00::5]:43210";
+  h.uid = 0;
+  h.pid = 77;
+  h.owner = "root";
+  h.cmdline = "python3 -c import boto3; print('é')";
+  h.flags = "dotdot,encoded";
+  h.first = Hit::Clock::time_point(std::chrono::milliseconds(1796324400123));
+  h.last = Hit::Clock::time_point(std::chrono::milliseconds(1796324400999));
+  sink->Publish(h);
+  ASSERT_TRUE(WaitFor([&] { return mock_->Hits().size() == 1; }));
+  const auto q = mock_->Hits()[0]["query"];
+  EXPECT_EQ(q["url"], h.url);
+  EXPECT_EQ(q["norm"], h.norm);
+  EXPECT_EQ(q["method"], "PUT");
+  EXPECT_EQ(q["imds"], "v2");
+  EXPECT_EQ(q["src"], "[fd00::5]:43210");
+  EXPECT_EQ(q["uid"], "0");
+  EXPECT_EQ(q["pid"], "77");
+  EXPECT_EQ(q["owner"], "root");
+  EXPECT_EQ(q["cmdline"], h.cmdline);
+  EXPECT_EQ(q["count"], "1");
+  EXPECT_EQ(q["first"], "2026-12-03T19:00:00.123Z");
+  EXPECT_EQ(q["last"], "2026-12-03T19:00:00.999Z");
+  EXPECT_EQ(q["flags"], "dotdot,encoded");
+  EXPECT_EQ(q.size(), 13u);
+}
+
+TEST_F(ConsoleSinkTest, ThreeHundredIdenticalRequestsFoldToCountsSummingTo300) {
+  auto c = MakeConfig();
+  c.fold_window = 300ms;
+  auto sink = MakeSink(c);
+  sink->Start();
+  for (int i = 0; i < 300; ++i) {
+    Hit h = Numbered(0);
+    h.src = "10.0.0.9:" + std::to_string(30000 + i);
+    sink->Publish(h);
+  }
+  auto sum = [&] {
+    uint64_t s = 0;
+    for (const auto& h : mock_->Hits()) s += std::stoull(h["query"]["count"].get<std::string>());
+    return s;
+  };
+  ASSERT_TRUE(WaitFor([&] { return sum() == 300; }, 5s));
+  EXPECT_EQ(mock_->Hits().size(), 2u);  // the first at once, then one follow-up
+  std::this_thread::sleep_for(400ms);
+  EXPECT_EQ(sum(), 300u);
+  EXPECT_EQ(sink->counters().folded, 299u);
+}
+
+TEST_F(ConsoleSinkTest, OutageThenRecoveryDeliversEachHitOnce) {
+  auto sink = MakeSink(MakeConfig());
+  sink->Start();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().registered; }));
+  ASSERT_TRUE(mock_->SetMode("500"));
+  for (int i = 0; i < 10; ++i) sink->Publish(Numbered(i));
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().failures >= 3; }));
+  ASSERT_TRUE(mock_->SetMode("reset"));
+  const auto f = sink->counters().failures;
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().failures >= f + 2; }));
+  ASSERT_TRUE(mock_->SetMode("ok"));
+  for (int i = 10; i < 20; ++i) sink->Publish(Numbered(i));
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().delivered == 20; }));
+  std::this_thread::sleep_for(200ms);
+  ExpectEachOnce(20);
+  const auto c = sink->counters();
+  EXPECT_GT(c.retries, 0u);
+  EXPECT_EQ(c.spool_records, 0u);
+  EXPECT_NE(log_.joined().find("HTTP 500"), std::string::npos);
+  EXPECT_NE(log_.joined().find("works again"), std::string::npos);
+  ExpectNoSecretsLogged();
+}
+
+TEST_F(ConsoleSinkTest, RestartMidOutageDeliversTheRestOnce) {
+  {
+    auto sink = MakeSink(MakeConfig());
+    sink->Start();
+    for (int i = 0; i < 5; ++i) sink->Publish(Numbered(i));
+    ASSERT_TRUE(WaitFor([&] { return sink->counters().delivered == 5; }));
+    mock_->Stop();  // console down: connection refused
+    for (int i = 5; i < 15; ++i) sink->Publish(Numbered(i));
+    ASSERT_TRUE(WaitFor([&] { return sink->counters().failures >= 2; }));
+    sink->Stop();
+  }
+  ASSERT_TRUE(mock_->Start());  // same port
+  auto sink = MakeSink(MakeConfig());
+  EXPECT_EQ(sink->counters().spool_records, 10u);
+  sink->Start();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().delivered == 10; }));
+  std::this_thread::sleep_for(200ms);
+  ExpectEachOnce(15);
+}
+
+TEST_F(ConsoleSinkTest, TornSpoolTailBetweenLifetimesIsSkippedAndReported) {
+  ASSERT_TRUE(mock_->SetMode("500"));
+  {
+    auto sink = MakeSink(MakeConfig());
+    sink->Start();
+    for (int i = 0; i < 5; ++i) sink->Publish(Numbered(i));
+    sink->Stop();
+  }
+  const std::string log = state_.path() + "/state/spool.log";
+  std::filesystem::resize_file(log, std::filesystem::file_size(log) - 5);
+  ASSERT_TRUE(mock_->SetMode("ok"));
+  auto sink = MakeSink(MakeConfig());
+  EXPECT_EQ(sink->counters().spool_corrupt, 1u);
+  EXPECT_NE(log_.joined().find("torn"), std::string::npos);
+  sink->Start();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().delivered == 4; }));
+  ExpectEachOnce(4);
+}
+
+TEST_F(ConsoleSinkTest, SpoolCapSummarisesDuringALongOutage) {
+  ASSERT_TRUE(mock_->SetMode("500"));
+  auto c = MakeConfig();
+  c.spool_cap_bytes = 8192;
+  auto sink = MakeSink(c);
+  sink->Start();
+  for (int i = 0; i < 300; ++i) sink->Publish(Numbered(i));
+  EXPECT_GT(sink->counters().spool_summarised, 0u);
+  EXPECT_LE(sink->counters().spool_bytes, 8192u + 1024u);
+  ASSERT_TRUE(mock_->SetMode("ok"));
+  uint64_t sum = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    sum = 0;
+    for (const auto& h : mock_->Hits()) sum += std::stoull(h["query"]["count"].get<std::string>());
+    return sum == 300;
+  }));
+  bool summary = false;
+  for (const auto& h : mock_->Hits()) {
+    summary |= h["query"]["flags"].get<std::string>().find("spool-overflow") != std::string::npos;
+  }
+  EXPECT_TRUE(summary);
+}
+
+TEST_F(ConsoleSinkTest, EnvironmentProxiesAreIgnored) {
+  for (const char* v : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"}) {
+    setenv(v, "http://127.0.0.1:9", 1);
+  }
+  auto sink = MakeSink(MakeConfig());
+  sink->Start();
+  sink->Publish(Numbered(0));
+  const bool ok = WaitFor([&] { return mock_->Hits().size() == 1; }, 5s);
+  for (const char* v : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"}) {
+    unsetenv(v);
+  }
+  EXPECT_TRUE(ok) << log_.joined();
+}
+
+TEST_F(ConsoleSinkTest, RegistrationErrorsAreRetriedUntilTheFactoryAnswers) {
+  for (const char* mode : {"nonjson", "nourl", "badurl", "redirect", "huge", "500", "reset"}) {
+    SCOPED_TRACE(mode);
+    ASSERT_TRUE(mock_->SetMode(mode));
+    auto sink = MakeSink(MakeConfig());
+    sink->Start();
+    ASSERT_TRUE(WaitFor([&] { return sink->counters().registration_failures >= 2; }));
+    EXPECT_FALSE(sink->counters().registered);
+  }
+  ASSERT_TRUE(mock_->SetMode("nourl"));
+  auto sink = MakeSink(MakeConfig());
+  sink->Start();
+  sink->Publish(Numbered(0));  // waits in the spool until registration works
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().registration_failures >= 1; }));
+  EXPECT_EQ(sink->counters().spool_records, 1u);
+  ASSERT_TRUE(mock_->SetMode("ok"));
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().delivered == 1; }));
+  ExpectNoSecretsLogged();
+}
+
+TEST_F(ConsoleSinkTest, StopReturnsWithinTwoSecondsWhileTheConsoleHangs) {
+  auto c = MakeConfig();
+  c.request_timeout = 30000ms;
+  {
+    ASSERT_TRUE(mock_->SetMode("hang"));  // registration hangs
+    auto sink = MakeSink(c);
+    sink->Start();
+    std::this_thread::sleep_for(300ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    sink->Stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  }
+  ASSERT_TRUE(mock_->SetMode("ok"));
+  auto sink = MakeSink(c);
+  sink->Start();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().registered; }));
+  ASSERT_TRUE(mock_->SetMode("hang"));  // delivery hangs
+  sink->Publish(Numbered(0));
+  std::this_thread::sleep_for(300ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  sink->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_EQ(sink->counters().spool_records, 1u);  // still spooled for the next start
+}
+
+TEST(ConsoleSinkCreate, RejectsBadConfigWithOneLine) {
+  TempDir dir;
+  std::string error;
+  ConsoleSink::Config c;
+  c.state_dir = dir / "s";
+  c.factory_url = "ftp://example.invalid/x";
+  EXPECT_FALSE(ConsoleSink::Create(c, &error));
+  EXPECT_NE(error.find("http"), std::string::npos);
+
+  c.factory_url = "";
+  EXPECT_FALSE(ConsoleSink::Create(c, &error));
+  EXPECT_NE(error.find("no factory URL"), std::string::npos);
+
+  c.factory_url = "https://example.invalid/x";
+  c.ca_file = dir / "missing.pem";
+  EXPECT_FALSE(ConsoleSink::Create(c, &error));
+  EXPECT_NE(error.find("CA file"), std::string::npos);
+
+  c.ca_file = "";
+  { std::ofstream(dir / "file") << "x"; }
+  c.state_dir = dir / "file/sub";
+  EXPECT_FALSE(ConsoleSink::Create(c, &error));
+  EXPECT_NE(error.find("state directory"), std::string::npos);
+  EXPECT_EQ(error.find('\n'), std::string::npos);
+}
+
+// TLS against a loopback HTTPS mock with a CA made by openssl at test time.
+class ConsoleSinkTlsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pki_ = new TempDir();
+    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    const std::string cmd =
+        "cd " + pki_->path() + " && openssl req -x509 " + key +
+        " -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca 2>/dev/null"
+        " && openssl req -x509 " + key +
+        " -keyout other.key -out other.pem -days 2 -subj /CN=other-ca 2>/dev/null"
+        " && openssl req " + key + " -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null"
+        " && printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf"
+        " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out srv.pem -days 2 -extfile ext.cnf 2>/dev/null";
+    pki_ok_ = testing::RunCommand(cmd) == 0;
+  }
+  static void TearDownTestSuite() {
+    delete pki_;
+    pki_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(pki_ok_) << "openssl could not make the test CA";
+    const std::string d = pki_->path();
+    mock_ = std::make_unique<MockConsole>(
+        records_.path(), MockConsole::Options{d + "/srv.pem", d + "/srv.key", "ok"});
+    ASSERT_TRUE(mock_->Start());
+  }
+  ConsoleSink::Config MakeConfig(const std::string& ca) {
+    ConsoleSink::Config c;
+    c.factory_url = mock_->factory_url();
+    c.state_dir = state_.path() + "/state";
+    c.fold_window = 0ms;
+    c.imds_base_url = "";  // the TLS mock cannot play plain-HTTP IMDS
+    c.ca_file = ca;
+    c.backoff_initial = 20ms;
+    c.backoff_max = 100ms;
+    c.connect_timeout = 1000ms;
+    c.request_timeout = 2000ms;
+    c.log = log_.fn();
+    return c;
+  }
+  static inline TempDir* pki_ = nullptr;
+  static inline bool pki_ok_ = false;
+  TempDir records_, state_;
+  LogCapture log_;
+  std::unique_ptr<MockConsole> mock_;
+};
+
+TEST_F(ConsoleSinkTlsTest, VerifiesAgainstTheGivenCa) {
+  std::string error;
+  auto sink = ConsoleSink::Create(MakeConfig(*pki_ / "ca.pem"), &error);
+  ASSERT_TRUE(sink) << error;
+  sink->Start();
+  sink->Publish(Numbered(0));
+  ASSERT_TRUE(WaitFor([&] { return mock_->Hits().size() == 1; })) << log_.joined();
+  EXPECT_TRUE(mock_->Hits()[0]["path"].get<std::string>().starts_with("/t/0/"));
+}
+
+TEST_F(ConsoleSinkTlsTest, WrongCaFailsWithAClearError) {
+  std::string error;
+  auto sink = ConsoleSink::Create(MakeConfig(*pki_ / "other.pem"), &error);
+  ASSERT_TRUE(sink) << error;
+  sink->Start();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().registration_failures >= 1; }));
+  EXPECT_FALSE(sink->counters().registered);
+  EXPECT_NE(sink->counters().last_error.find("--ca-file"), std::string::npos)
+      << sink->counters().last_error;
+  EXPECT_NE(log_.joined().find("not trusted"), std::string::npos) << log_.joined();
+  EXPECT_TRUE(mock_->Regs().empty());
+}
+
+TEST_F(ConsoleSinkTlsTest, UnreadableCaBundleIsNamed) {
+  TempDir dir;
+  { std::ofstream(dir / "empty.pem") << "not a certificate\n"; }
+  std::string error;
+  auto sink = ConsoleSink::Create(MakeConfig(dir / "empty.pem"), &error);
+  ASSERT_TRUE(sink) << error;
+  sink->Start();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().registration_failures >= 1; }));
+  EXPECT_NE(sink->counters().last_error.find("CA bundle"), std::string::npos)
+      << sink->counters().last_error;
+}
+
+}  // namespace
+}  // namespace nfq::alerting

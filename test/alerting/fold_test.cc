@@ -1,0 +1,79 @@
+#include "alerting/fold.h"
+
+#include <gtest/gtest.h>
+
+namespace nfq::alerting {
+namespace {
+
+using std::chrono::milliseconds;
+
+Hit MakeHit(const std::string& src, const std::string& norm, int64_t t_ms) {
+  Hit h;
+  h.src = src;
+  h.method = "GET";
+  h.url = norm;
+  h.norm = norm;
+  h.first = h.last = Hit::Clock::time_point(milliseconds(t_ms));
+  return h;
+}
+
+TEST(Folder, ThreeHundredIdenticalRequestsSumToThreeHundred) {
+  Folder f(milliseconds(1000));
+  const auto t0 = Folder::SteadyTime{} + std::chrono::hours(1);
+  std::vector<Hit> out;
+  for (int i = 0; i < 300; ++i) {
+    auto h = MakeHit("10.0.0.1:" + std::to_string(40000 + i), "/latest/meta-data/iam/", i);
+    if (auto o = f.Offer(h, t0 + milliseconds(i))) out.push_back(*o);
+  }
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].count, 1u);
+  EXPECT_TRUE(f.Expire(t0 + milliseconds(999)).empty());
+  auto follow = f.Expire(t0 + milliseconds(1000));
+  ASSERT_EQ(follow.size(), 1u);
+  EXPECT_EQ(follow[0].count, 299u);
+  EXPECT_EQ(follow[0].first, Hit::Clock::time_point(milliseconds(1)));
+  EXPECT_EQ(follow[0].last, Hit::Clock::time_point(milliseconds(299)));
+  EXPECT_EQ(f.folded(), 299u);
+  EXPECT_EQ(f.size(), 0u);
+  // A new window starts with an immediate hit again.
+  EXPECT_TRUE(f.Offer(MakeHit("10.0.0.1:1", "/latest/meta-data/iam/", 5000),
+                      t0 + milliseconds(5000)));
+}
+
+TEST(Folder, KeyIsAddressMethodAndNorm) {
+  Folder f(milliseconds(1000));
+  const auto t0 = Folder::SteadyTime{} + std::chrono::hours(1);
+  EXPECT_TRUE(f.Offer(MakeHit("10.0.0.1:1", "/a", 0), t0));
+  EXPECT_TRUE(f.Offer(MakeHit("10.0.0.2:1", "/a", 0), t0));
+  EXPECT_TRUE(f.Offer(MakeHit("10.0.0.1:1", "/b", 0), t0));
+  EXPECT_TRUE(f.Offer(MakeHit("[fd00::1]:1", "/a", 0), t0));
+  EXPECT_FALSE(f.Offer(MakeHit("[fd00::1]:2", "/a", 0), t0));
+  Hit put = MakeHit("10.0.0.1:1", "/a", 0);
+  put.method = "PUT";
+  EXPECT_TRUE(f.Offer(put, t0));
+  EXPECT_EQ(Folder::AddressWithoutPort("[fd00:ec2::1]:80"), "fd00:ec2::1");
+  EXPECT_EQ(Folder::AddressWithoutPort("1.2.3.4:5"), "1.2.3.4");
+  EXPECT_EQ(Folder::AddressWithoutPort("fd00::1"), "fd00::1");
+}
+
+TEST(Folder, FullTablePassesHitsThroughAndDrainEmitsPending) {
+  Folder f(milliseconds(1000), 2);
+  const auto t0 = Folder::SteadyTime{} + std::chrono::hours(1);
+  uint64_t total = 0;
+  auto offer = [&](const Hit& h) {
+    if (auto o = f.Offer(h, t0)) total += o->count;
+  };
+  for (int i = 0; i < 10; ++i) offer(MakeHit("10.0.0." + std::to_string(i % 4) + ":1", "/a", 0));
+  for (const Hit& h : f.DrainAll()) total += h.count;
+  EXPECT_EQ(total, 10u);
+  EXPECT_EQ(f.size(), 0u);
+}
+
+TEST(Folder, ZeroWindowNeverFolds) {
+  Folder f(milliseconds(0));
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(f.Offer(MakeHit("1.1.1.1:1", "/a", 0), {}));
+  EXPECT_FALSE(f.NextDeadline());
+}
+
+}  // namespace
+}  // namespace nfq::alerting

@@ -1,0 +1,142 @@
+#include "alerting/hit_format.h"
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "alerting/hit_codec.h"
+#include "alerting/stdout_sink.h"
+
+namespace nfq::alerting {
+namespace {
+
+Hit::Clock::time_point At(int64_t ms) {
+  return Hit::Clock::time_point(std::chrono::milliseconds(ms));
+}
+
+Hit SampleHit() {
+  Hit h;
+  h.url = "/latest/meta-data/iam/../iam/x?a=b&c=d e";
+  h.norm = "/latest/meta-data/iam/x";
+  h.method = "GET";
+  h.imds = "v1";
+  h.src = "10.0.0.5:43210";
+  h.uid = 1000;
+  h.pid = 4242;
+  h.owner = "alice";
+  h.cmdline = "curl -s http://169.254.169.254/";
+  h.count = 3;
+  h.first = At(1796324400123);  // 2026-12-03T19:00:00.123Z
+  h.last = At(1796324401456);
+  h.flags = "dotdot";
+  h.queue = 0;
+  h.hook = "output";
+  return h;
+}
+
+TEST(HitFormat, IsoTimeIsUtcWithMillis) {
+  EXPECT_EQ(FormatIsoTime(At(1796324400123)), "2026-12-03T19:00:00.123Z");
+  EXPECT_EQ(FormatIsoTime(At(0)), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatIsoTime(At(-1)), "1969-12-31T23:59:59.999Z");
+}
+
+TEST(HitFormat, UrlEncodeKeepsOnlyUnreserved) {
+  EXPECT_EQ(UrlEncode("aZ09-._~"), "aZ09-._~");
+  EXPECT_EQ(UrlEncode("/a b?c=d&e%\r\n\xff"), "%2Fa%20b%3Fc%3Dd%26e%25%0D%0A%FF");
+}
+
+TEST(HitFormat, QueryStringHasEveryContractFieldEncoded) {
+  const std::string q = HitQueryString(SampleHit());
+  EXPECT_EQ(q,
+            "url=%2Flatest%2Fmeta-data%2Fiam%2F..%2Fiam%2Fx%3Fa%3Db%26c%3Dd%20e"
+            "&norm=%2Flatest%2Fmeta-data%2Fiam%2Fx&method=GET&imds=v1&src=10.0.0.5%3A43210"
+            "&uid=1000&pid=4242&owner=alice&cmdline=curl%20-s%20http%3A%2F%2F169.254.169.254%2F"
+            "&count=3&first=2026-12-03T19%3A00%3A00.123Z&last=2026-12-03T19%3A00%3A01.456Z"
+            "&flags=dotdot");
+  Hit unknown = SampleHit();
+  unknown.uid = -1;
+  unknown.pid = -1;
+  EXPECT_NE(HitQueryString(unknown).find("&uid=&pid=&"), std::string::npos);
+}
+
+TEST(HitFormat, JsonLineIsOneObjectWithLogFields) {
+  Hit h = SampleHit();
+  h.url = "/x\n{\"forged\":1}\x01\xff";
+  const std::string line = HitJsonLine(h);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  const auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["time"], "2026-12-03T19:00:01.456Z");
+  EXPECT_EQ(j["queue"], 0);
+  EXPECT_EQ(j["hook"], "output");
+  EXPECT_EQ(j["count"], 3);
+  EXPECT_EQ(j["first"], "2026-12-03T19:00:00.123Z");
+  EXPECT_EQ(j["url"], "/x\n{\"forged\":1}\x01\xef\xbf\xbd");  // invalid byte -> U+FFFD
+  for (const char* k : {"method", "norm", "imds", "src", "uid", "pid", "owner", "cmdline", "flags"}) {
+    EXPECT_TRUE(j.contains(k)) << k;
+  }
+}
+
+TEST(HitFormat, TextLineEscapesHostileBytes) {
+  Hit h = SampleHit();
+  h.url = "/a\r\n2026-01-01T00:00:00.000Z GET /forged norm=x";
+  const std::string line = HitTextLine(h);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_EQ(line.find('\r'), std::string::npos);
+  EXPECT_EQ(line.rfind("2026-12-03T19:00:01.456Z GET /a\\x0d\\x0a2026", 0), 0u) << line;
+  EXPECT_NE(line.find(" norm=/latest/meta-data/iam/x src=10.0.0.5:43210 imds=v1 uid=1000 "),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("cmdline=\"curl\\x20-s\\x20http://169.254.169.254/\""), std::string::npos)
+      << line;
+}
+
+TEST(HitFormat, MergeFlagsIsAUnion) {
+  EXPECT_EQ(MergeFlags("", ""), "");
+  EXPECT_EQ(MergeFlags("dotdot,encoded", "encoded,truncated"), "dotdot,encoded,truncated");
+  EXPECT_EQ(MergeFlags("a,,a", "a"), "a");
+}
+
+TEST(HitCodec, RoundTripsArbitraryBytes) {
+  Hit h = SampleHit();
+  h.url = std::string("/\0\xff\n", 4);
+  h.user_agent = "ua";
+  const std::string enc = EncodeHit(h);
+  auto d = DecodeHit(enc);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->url, h.url);
+  EXPECT_EQ(d->first, h.first);
+  EXPECT_EQ(d->last, h.last);
+  EXPECT_EQ(d->count, 3u);
+  EXPECT_EQ(d->uid, 1000);
+  EXPECT_EQ(d->user_agent, "ua");
+  for (size_t n = 0; n < enc.size(); ++n) EXPECT_FALSE(DecodeHit(enc.substr(0, n))) << n;
+  EXPECT_FALSE(DecodeHit(enc + "x"));
+}
+
+TEST(StdoutSink, WritesOneLinePerHit) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  {
+    StdoutSink text(LogFormat::kText, fds[1]);
+    StdoutSink json(LogFormat::kJson, fds[1]);
+    Hit h = SampleHit();
+    h.url = "/evil\nsecond line";
+    text.Publish(h);
+    json.Publish(h);
+    EXPECT_EQ(text.write_errors(), 0u);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  const auto nl = out.find('\n');
+  ASSERT_NE(nl, std::string::npos);
+  EXPECT_EQ(out.find('\n', nl + 1), out.size() - 1);
+  EXPECT_EQ(nlohmann::json::parse(out.substr(nl + 1))["url"], "/evil\nsecond line");
+}
+
+}  // namespace
+}  // namespace nfq::alerting
