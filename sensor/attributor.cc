@@ -10,6 +10,7 @@ namespace nfq::sensor {
 namespace {
 
 constexpr size_t kLateRequestCap = 256;
+constexpr auto kLateRequestGrace = std::chrono::milliseconds(20);
 // The worker looks at its queues at least this often, woken or not.
 constexpr auto kWorkerIdleWake = std::chrono::milliseconds(100);
 
@@ -89,35 +90,36 @@ void Attributor::Wake() {
 
 Attribution Attributor::Lookup(const FlowKey& key, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mutex_);
-  bool asked = false;
-  for (;;) {
-    const auto it = results_.find(key);
-    if (it != results_.end() && it->second.done) return it->second.attribution;
-    if (it == results_.end() && !asked && !stop_.load(std::memory_order_acquire)) {
-      // Not seen by the worker (yet): its request may still be in the ring, or it was never
-      // made (the daemon joined the flow mid-stream) or dropped at the cap. Ask again; the
-      // worker skips it if the ring's copy got there first.
-      asked = true;
-      if (late_requests_.size() < kLateRequestCap) {
-        late_requests_.push_back(Request_{key, -1});
-        requested_.fetch_add(1, std::memory_order_relaxed);
-        const uint64_t one = 1;
-        [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof one);
-      }
-    }
-    if (stop_.load(std::memory_order_acquire) ||
-        resolved_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      const auto again = results_.find(key);
-      if (again != results_.end() && again->second.done) return again->second.attribution;
-      timeouts_.fetch_add(1, std::memory_order_relaxed);
-      return Attribution{AttributionStatus::kTimeout, {}};
-    }
+  // A request still in the ring shows up as pending within microseconds of the worker
+  // waking; give it that long before asking again.
+  const auto grace = std::min(deadline, std::chrono::steady_clock::now() + kLateRequestGrace);
+  resolved_cv_.wait_until(lock, grace, [&] {
+    return results_.contains(key) || stop_.load(std::memory_order_acquire);
+  });
+  if (!results_.contains(key) && !stop_.load(std::memory_order_acquire) &&
+      late_requests_.size() < kLateRequestCap) {
+    // Never requested (the daemon joined the flow mid-stream), dropped at the cap, or
+    // resolved so long ago that it was evicted.
+    late_requests_.push_back(Request_{key, -1});
+    late_requested_.fetch_add(1, std::memory_order_relaxed);
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof one);
   }
+  const bool answered = resolved_cv_.wait_until(lock, deadline, [&] {
+    const auto it = results_.find(key);
+    return (it != results_.end() && it->second.done) || stop_.load(std::memory_order_acquire);
+  });
+  if (const auto it = results_.find(key); answered && it != results_.end() && it->second.done) {
+    return it->second.attribution;
+  }
+  timeouts_.fetch_add(1, std::memory_order_relaxed);
+  return Attribution{AttributionStatus::kTimeout, {}};
 }
 
 AttributorCounters Attributor::counters() const {
   AttributorCounters c;
   c.requested = requested_.load(std::memory_order_relaxed);
+  c.late_requested = late_requested_.load(std::memory_order_relaxed);
   c.dropped_at_cap = dropped_at_cap_.load(std::memory_order_relaxed);
   c.resolved = resolved_.load(std::memory_order_relaxed);
   c.gone = gone_.load(std::memory_order_relaxed);
@@ -168,6 +170,7 @@ void Attributor::Resolve(const Request_& request) {
     it->second.order = order_.insert(order_.end(), request.key);
     EvictLocked(now);
   }
+  resolved_cv_.notify_all();  // ends a Lookup's grace wait: no late request needed
   Attribution attribution = resolver_(request.key, request.uid);
   if (attribution.status == AttributionStatus::kResolved) {
     resolved_.fetch_add(1, std::memory_order_relaxed);

@@ -55,7 +55,8 @@ struct AttributorConfig {
 };
 
 struct AttributorCounters {
-  uint64_t requested = 0;       // accepted from the packet thread (and late, from Lookup)
+  uint64_t requested = 0;       // accepted from the packet thread
+  uint64_t late_requested = 0;  // asked by Lookup for a flow the worker had not seen
   uint64_t dropped_at_cap = 0;  // request ring full
   uint64_t resolved = 0;
   uint64_t gone = 0;            // resolved, but the process had exited while being read
@@ -118,7 +119,7 @@ class Attributor {
   std::list<FlowKey> order_;                                 // oldest first; guarded
   std::vector<Request_> late_requests_;                      // from Lookup; guarded
 
-  std::atomic<uint64_t> requested_{0}, dropped_at_cap_{0}, resolved_{0}, gone_{0},
+  std::atomic<uint64_t> requested_{0}, late_requested_{0}, dropped_at_cap_{0}, resolved_{0}, gone_{0},
       not_found_{0}, timeouts_{0}, evicted_{0};
   std::atomic<bool> stop_{false};
   std::thread worker_;

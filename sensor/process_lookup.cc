@@ -126,7 +126,10 @@ std::string EscapeCmdline(std::string_view raw, size_t cap) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(std::min(raw.size(), cap));
+  const size_t room_for_dots = cap >= 3 ? cap - 3 : 0;
+  size_t cut_at = 0;  // last piece boundary that leaves room for "..."
   for (const char ch : raw) {
+    if (out.size() <= room_for_dots) cut_at = out.size();
     const auto c = static_cast<unsigned char>(ch);
     char piece[4];
     size_t len = 1;
@@ -142,8 +145,7 @@ std::string EscapeCmdline(std::string_view raw, size_t cap) {
       piece[0] = static_cast<char>(c);
     }
     if (out.size() + len > cap) {
-      const size_t keep = cap >= 3 ? cap - 3 : 0;
-      out.resize(std::min(out.size(), keep));
+      out.resize(cut_at);
       out.append(std::string_view("...").substr(0, cap - out.size()));
       return out;
     }

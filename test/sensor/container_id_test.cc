@@ -63,8 +63,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"host_session_v2.txt", ContainerRuntime::kNone, "", ""},
         Case{"host_v1.txt", ContainerRuntime::kNone, "", ""},
         Case{"garbage_short_id.txt", ContainerRuntime::kNone, "", ""}),
-    [](const ::testing::TestParamInfo<Case>& info) {
-      std::string name = info.param.fixture;
+    [](const ::testing::TestParamInfo<Case>& param_info) {
+      std::string name = param_info.param.fixture;
       name = name.substr(0, name.find('.'));
       return name;
     });
