@@ -96,10 +96,10 @@ void ConsoleSink::Stop() {
     std::lock_guard lk(mu_);
     stopping_ = true;
   }
-  http_->Abort();
+  if (http_) http_->Abort();
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
-  Flush();
+  if (spool_) Flush();
 }
 
 std::string ConsoleSink::token_url() const {
