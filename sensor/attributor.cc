@@ -18,9 +18,12 @@ constexpr auto kWorkerIdleWake = std::chrono::milliseconds(100);
 
 const char* AttributionStatusName(AttributionStatus status) {
   switch (status) {
-    case AttributionStatus::kResolved: return "resolved";
-    case AttributionStatus::kNotFound: return "not_found";
-    case AttributionStatus::kTimeout: return "timeout";
+    case AttributionStatus::kResolved:
+      return "resolved";
+    case AttributionStatus::kNotFound:
+      return "not_found";
+    case AttributionStatus::kTimeout:
+      return "timeout";
   }
   return "unknown";
 }
@@ -93,9 +96,8 @@ Attribution Attributor::Lookup(const FlowKey& key, std::chrono::steady_clock::ti
   // A request still in the ring shows up as pending within microseconds of the worker
   // waking; give it that long before asking again.
   const auto grace = std::min(deadline, std::chrono::steady_clock::now() + kLateRequestGrace);
-  resolved_cv_.wait_until(lock, grace, [&] {
-    return results_.contains(key) || stop_.load(std::memory_order_acquire);
-  });
+  resolved_cv_.wait_until(
+      lock, grace, [&] { return results_.contains(key) || stop_.load(std::memory_order_acquire); });
   if (!results_.contains(key) && !stop_.load(std::memory_order_acquire) &&
       late_requests_.size() < kLateRequestCap) {
     // Never requested (the daemon joined the flow mid-stream), dropped at the cap, or
@@ -192,7 +194,8 @@ void Attributor::EvictLocked(std::chrono::steady_clock::time_point now) {
   while (!order_.empty()) {
     const auto oldest = results_.find(order_.front());
     const bool over_cap = results_.size() > config_.result_cap;
-    const bool expired = oldest != results_.end() && now - oldest->second.updated > config_.result_ttl;
+    const bool expired =
+        oldest != results_.end() && now - oldest->second.updated > config_.result_ttl;
     if (!over_cap && !expired) break;
     if (over_cap && !expired) evicted_.fetch_add(1, std::memory_order_relaxed);
     if (oldest != results_.end()) results_.erase(oldest);

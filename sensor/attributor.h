@@ -34,9 +34,9 @@
 namespace nfq::sensor {
 
 enum class AttributionStatus : uint8_t {
-  kResolved,      // process holds (or held, see process.gone) the flow's socket
-  kNotFound,      // socket or owning process no longer found (client already gone)
-  kTimeout,       // not resolved before the caller's deadline
+  kResolved,  // process holds (or held, see process.gone) the flow's socket
+  kNotFound,  // socket or owning process no longer found (client already gone)
+  kTimeout,   // not resolved before the caller's deadline
 };
 
 const char* AttributionStatusName(AttributionStatus status);
@@ -47,8 +47,8 @@ struct Attribution {
 };
 
 struct AttributorConfig {
-  size_t request_cap = 1024;  // pending requests from the packet thread
-  size_t result_cap = 4096;   // resolved flows kept for Lookup
+  size_t request_cap = 1024;             // pending requests from the packet thread
+  size_t result_cap = 4096;              // resolved flows kept for Lookup
   std::chrono::seconds result_ttl{600};  // beyond the flow idle timeout: keep-alive flows
   std::chrono::milliseconds socket_timeout{50};
   std::string proc_root = "/proc";
@@ -59,10 +59,10 @@ struct AttributorCounters {
   uint64_t late_requested = 0;  // asked by Lookup for a flow the worker had not seen
   uint64_t dropped_at_cap = 0;  // request ring full
   uint64_t resolved = 0;
-  uint64_t gone = 0;            // resolved, but the process had exited while being read
+  uint64_t gone = 0;  // resolved, but the process had exited while being read
   uint64_t not_found = 0;
-  uint64_t timeouts = 0;        // Lookup deadlines that passed
-  uint64_t evicted = 0;         // results dropped at result_cap before anyone asked
+  uint64_t timeouts = 0;  // Lookup deadlines that passed
+  uint64_t evicted = 0;   // results dropped at result_cap before anyone asked
 };
 
 class Attributor {
@@ -119,8 +119,8 @@ class Attributor {
   std::list<FlowKey> order_;                                 // oldest first; guarded
   std::vector<Request_> late_requests_;                      // from Lookup; guarded
 
-  std::atomic<uint64_t> requested_{0}, late_requested_{0}, dropped_at_cap_{0}, resolved_{0}, gone_{0},
-      not_found_{0}, timeouts_{0}, evicted_{0};
+  std::atomic<uint64_t> requested_{0}, late_requested_{0}, dropped_at_cap_{0}, resolved_{0},
+      gone_{0}, not_found_{0}, timeouts_{0}, evicted_{0};
   std::atomic<bool> stop_{false};
   std::thread worker_;
 };

@@ -52,7 +52,8 @@ void ReadComponent(std::string_view component, std::string_view parent, bool bel
     // kubepods-burstable-pod<uid>.slice (systemd driver)
     if (ConsumeSuffix(&s, ".slice")) {
       if (const size_t pod = s.rfind("-pod"); pod != std::string_view::npos) {
-        if (std::string uid = PodUid(s.substr(pod + 4)); !uid.empty()) info->pod_uid = std::move(uid);
+        if (std::string uid = PodUid(s.substr(pod + 4)); !uid.empty())
+          info->pod_uid = std::move(uid);
       }
     }
     return;
@@ -114,12 +115,18 @@ ContainerInfo ParsePath(std::string_view path) {
 
 const char* ContainerRuntimeName(ContainerRuntime runtime) {
   switch (runtime) {
-    case ContainerRuntime::kDocker: return "docker";
-    case ContainerRuntime::kContainerd: return "containerd";
-    case ContainerRuntime::kCrio: return "cri-o";
-    case ContainerRuntime::kPodman: return "podman";
-    case ContainerRuntime::kCri: return "cri";
-    case ContainerRuntime::kNone: break;
+    case ContainerRuntime::kDocker:
+      return "docker";
+    case ContainerRuntime::kContainerd:
+      return "containerd";
+    case ContainerRuntime::kCrio:
+      return "cri-o";
+    case ContainerRuntime::kPodman:
+      return "podman";
+    case ContainerRuntime::kCri:
+      return "cri";
+    case ContainerRuntime::kNone:
+      break;
   }
   return "";
 }

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <vector>
 
 #include "sensor/unique_fd.h"
@@ -188,7 +188,8 @@ std::optional<int32_t> ProcessLookup::FindSocketOwner(uint64_t inode, int64_t ui
   if (uid_hint >= 0) {
     for (auto it = process_order_.rbegin(); it != process_order_.rend(); ++it) {
       const auto known = processes_.find(*it);
-      if (known == processes_.end() || known->second.uid != uid_hint || known->second.gone) continue;
+      if (known == processes_.end() || known->second.uid != uid_hint || known->second.gone)
+        continue;
       if (HoldsSocket(*it, link)) {
         Remember(inode, *it);
         return *it;
@@ -203,15 +204,9 @@ std::optional<int32_t> ProcessLookup::FindSocketOwner(uint64_t inode, int64_t ui
     }
     ::closedir(proc);
   }
-  // Newest first; among them the socket's uid first (/proc/<pid> belongs to the euid).
+  // Newest first. (Ordering by owner too would cost a stat per process before the first
+  // look; against a client that lives a few milliseconds, the first look matters most.)
   std::sort(pids.begin(), pids.end(), std::greater<>());
-  if (uid_hint >= 0) {
-    std::stable_partition(pids.begin(), pids.end(), [&](int32_t pid) {
-      struct stat st {};
-      const std::string path = root_ + "/" + std::to_string(pid);
-      return ::stat(path.c_str(), &st) == 0 && static_cast<int64_t>(st.st_uid) == uid_hint;
-    });
-  }
   for (const int32_t pid : pids) {
     if (HoldsSocket(pid, link)) {
       Remember(inode, pid);
@@ -262,8 +257,8 @@ std::optional<ProcessInfo> ProcessLookup::ReadProcess(int32_t pid) const {
   // Exited while being read (a zombie has no command line or executable left to read).
   const auto again = ReadSmallFile(base + "/stat");
   const std::optional<Stat> after = again ? ParseStat(*again) : std::nullopt;
-  info.gone = stat->state == 'Z' || !after || after->state == 'Z' ||
-              after->start_time != stat->start_time;
+  info.gone =
+      stat->state == 'Z' || !after || after->state == 'Z' || after->start_time != stat->start_time;
 
   int32_t ppid = stat->ppid;
   for (size_t depth = 0; depth < kMaxAncestors && ppid > 0; ++depth) {

@@ -23,15 +23,15 @@ namespace nfq::sensor {
 
 struct ProcessInfo {
   int32_t pid = -1;
-  int64_t uid = -1;           // effective uid of the process
-  std::string owner;          // user name of uid; the number when it has no name
-  std::string cmdline;        // escaped and capped (EscapeCmdline)
-  std::string exe;            // readlink of /proc/pid/exe, " (deleted)" kept
-  std::string comm;           // escaped
-  std::string ancestors;      // "bash(4711)<sshd(812)<systemd(1)", nearest first, up to 3
+  int64_t uid = -1;       // effective uid of the process
+  std::string owner;      // user name of uid; the number when it has no name
+  std::string cmdline;    // escaped and capped (EscapeCmdline)
+  std::string exe;        // readlink of /proc/pid/exe, " (deleted)" kept
+  std::string comm;       // escaped
+  std::string ancestors;  // "bash(4711)<sshd(812)<systemd(1)", nearest first, up to 3
   ContainerInfo container;
-  uint64_t start_time = 0;    // clock ticks after boot (/proc/pid/stat field 22)
-  bool gone = false;          // exited before everything could be read; fields hold what was
+  uint64_t start_time = 0;  // clock ticks after boot (/proc/pid/stat field 22)
+  bool gone = false;        // exited before everything could be read; fields hold what was
 };
 
 // Command line bytes (NUL-separated) as one printable line: NULs become spaces (trailing
@@ -53,7 +53,7 @@ class ProcessLookup {
   std::optional<ProcessInfo> Describe(int32_t pid);
 
   struct Counters {
-    uint64_t scans = 0;            // full /proc scans
+    uint64_t scans = 0;  // full /proc scans
     uint64_t inode_cache_hits = 0;
     uint64_t describe_cache_hits = 0;
   };

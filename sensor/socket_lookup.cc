@@ -1,10 +1,10 @@
 #include "sensor/socket_lookup.h"
 
 // netinet/in.h before the linux/ headers: the other order redefines struct in_addr.
-#include <netinet/in.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -124,7 +124,8 @@ SocketLookupStatus SocketLookup::Diag(const SocketQuery& query, Mode mode, Socke
       if (msg->nlmsg_seq != request.header.nlmsg_seq) continue;  // late answer to a timed-out query
       if (msg->nlmsg_type == NLMSG_DONE) return result;
       if (msg->nlmsg_type == NLMSG_ERROR) {
-        if (msg->nlmsg_len < NLMSG_HDRLEN + sizeof(nlmsgerr)) return SocketLookupStatus::kUnavailable;
+        if (msg->nlmsg_len < NLMSG_HDRLEN + sizeof(nlmsgerr))
+          return SocketLookupStatus::kUnavailable;
         const auto* error = reinterpret_cast<const nlmsgerr*>(payload);
         if (error->error == -ENOENT || error->error == 0) return SocketLookupStatus::kNotFound;
         return SocketLookupStatus::kUnavailable;
@@ -135,9 +136,9 @@ SocketLookupStatus SocketLookup::Diag(const SocketQuery& query, Mode mode, Socke
       }
       const auto* diag = reinterpret_cast<const inet_diag_msg*>(payload);
       const bool match =
-          mode == Mode::kExact ||
-          (result != SocketLookupStatus::kFound && ntohs(diag->id.idiag_sport) == query.local_port &&
-           SameAddress(query.family, query.local, diag->id.idiag_src));
+          mode == Mode::kExact || (result != SocketLookupStatus::kFound &&
+                                   ntohs(diag->id.idiag_sport) == query.local_port &&
+                                   SameAddress(query.family, query.local, diag->id.idiag_src));
       if (match) {
         out->inode = diag->idiag_inode;
         out->uid = diag->idiag_uid;

@@ -1,11 +1,10 @@
 #include "sensor/attributor.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 #include <future>
@@ -81,7 +80,8 @@ TEST(Attributor, FullRingDropsAndCounts) {
   });
   // The worker takes one and blocks on it; the ring holds two more.
   size_t accepted = 0;
-  for (uint16_t port = 1; port <= 10; ++port) accepted += attributor.Request(Key(port), -1) ? 1u : 0u;
+  for (uint16_t port = 1; port <= 10; ++port)
+    accepted += attributor.Request(Key(port), -1) ? 1u : 0u;
   attributor.Wake();
   EXPECT_LE(accepted, 3u);
   EXPECT_EQ(attributor.counters().dropped_at_cap, 10u - accepted);
@@ -106,7 +106,9 @@ TEST(Attributor, ResultsAreCapped) {
 }
 
 TEST(Attributor, NotFoundIsAnAnswerToo) {
-  Attributor attributor({}, [](const FlowKey&, int64_t) { return Attribution{AttributionStatus::kNotFound, {}}; });
+  Attributor attributor({}, [](const FlowKey&, int64_t) {
+    return Attribution{AttributionStatus::kNotFound, {}};
+  });
   attributor.Request(Key(3), -1);
   attributor.Wake();
   EXPECT_EQ(attributor.Lookup(Key(3), Clock::now() + 2s).status, AttributionStatus::kNotFound);

@@ -76,9 +76,10 @@ TEST(ContainerId, FormatsLikeKubernetes) {
 }
 
 TEST(ContainerId, HostileInputHasADefinedOutcome) {
-  for (const char* text : {"", ":", "::", "0::", "\n\n\n", "0::/docker/", "0::/docker/XYZ",
-                           "0::/kubepods/pod/", "0::/kubepods-pod.slice", "no colons here",
-                           "0::/a:cri-containerd:", "0::/kubepods/podZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ/x"}) {
+  for (const char* text :
+       {"", ":", "::", "0::", "\n\n\n", "0::/docker/", "0::/docker/XYZ", "0::/kubepods/pod/",
+        "0::/kubepods-pod.slice", "no colons here",
+        "0::/a:cri-containerd:", "0::/kubepods/podZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ/x"}) {
     EXPECT_TRUE(ParseCgroup(text).empty()) << text;
   }
   // Upper-case hex is not what any runtime writes.

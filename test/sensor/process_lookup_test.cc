@@ -1,6 +1,7 @@
 #include "sensor/process_lookup.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -8,8 +9,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
@@ -93,8 +92,8 @@ TEST(ProcessLookup, ChildThatExitsIsReportedGoneWithWhatWasKnown) {
 
 // A fake /proc: a reused pid (new start time) is described anew, not from the cache.
 TEST(ProcessLookup, ReusedPidIsNotConfusedWithTheOldProcess) {
-  const auto root = std::filesystem::temp_directory_path() /
-                    ("nfq-proc-" + std::to_string(::getpid()));
+  const auto root =
+      std::filesystem::temp_directory_path() / ("nfq-proc-" + std::to_string(::getpid()));
   std::filesystem::create_directories(root / "4711");
   std::filesystem::create_directories(root / "812");
   auto write = [&](const std::string& rel, const std::string& text) {
@@ -109,7 +108,9 @@ TEST(ProcessLookup, ReusedPidIsNotConfusedWithTheOldProcess) {
   write("4711/stat", stat_line(4711, "cur) l", 812, 100));
   write("4711/status", "Name:\tcurl\nUid:\t1000\t65534\t65534\t65534\n");
   write("4711/cmdline", std::string("curl\0-s\0", 8));
-  write("4711/cgroup", "0::/system.slice/docker-3f2a9c1e5b7d4f60a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718.scope\n");
+  write("4711/cgroup",
+        "0::/system.slice/"
+        "docker-3f2a9c1e5b7d4f60a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718.scope\n");
   ProcessLookup lookup(root.string());
   auto first = lookup.Describe(4711);
   ASSERT_TRUE(first);

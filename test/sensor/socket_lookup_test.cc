@@ -1,12 +1,11 @@
 #include "sensor/socket_lookup.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 
@@ -76,7 +75,8 @@ class SocketLookupTest : public ::testing::TestWithParam<IpFamily> {};
 
 TEST_P(SocketLookupTest, FindsOwnClientSocket) {
   LoopbackPair pair;
-  if (!pair.Open(GetParam())) GTEST_SKIP() << "no loopback for this family: " << std::strerror(errno);
+  if (!pair.Open(GetParam()))
+    GTEST_SKIP() << "no loopback for this family: " << std::strerror(errno);
   SocketLookup lookup;
   if (!lookup.uses_sock_diag()) GTEST_SKIP() << "sock_diag unavailable (reading /proc/net/tcp)";
   SocketInfo info;
@@ -115,7 +115,9 @@ TEST_P(SocketLookupTest, UnknownSocketIsNotFound) {
 
 INSTANTIATE_TEST_SUITE_P(Families, SocketLookupTest,
                          ::testing::Values(IpFamily::kV4, IpFamily::kV6),
-                         [](const auto& param_info) { return param_info.param == IpFamily::kV4 ? "v4" : "v6"; });
+                         [](const auto& param_info) {
+                           return param_info.param == IpFamily::kV4 ? "v4" : "v6";
+                         });
 
 }  // namespace
 }  // namespace nfq::sensor
