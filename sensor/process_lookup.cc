@@ -121,6 +121,30 @@ std::string UserName(int64_t uid) {
 
 }  // namespace
 
+std::string RedactCmdline(std::string raw) {
+  static constexpr std::string_view kHeader = "x-aws-ec2-metadata-token";
+  auto lower = [](char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  auto separator = [](char c) { return c == ' ' || c == '\t' || c == '\0'; };
+  for (size_t at = 0; at + kHeader.size() <= raw.size(); ++at) {
+    size_t i = 0;
+    while (i < kHeader.size() && lower(raw[at + i]) == kHeader[i]) ++i;
+    if (i != kHeader.size()) continue;
+    size_t pos = at + kHeader.size();
+    while (pos < raw.size() && (raw[pos] == ' ' || raw[pos] == '\t')) ++pos;
+    if (pos >= raw.size() || (raw[pos] != ':' && raw[pos] != '=')) continue;
+    ++pos;
+    while (pos < raw.size() && separator(raw[pos])) ++pos;  // "-H 'name:' value" forms too
+    size_t end = pos;
+    while (end < raw.size() && !separator(raw[end]) && raw[end] != '\'' && raw[end] != '"') ++end;
+    if (end == pos) continue;
+    raw.replace(pos, end - pos, "<redacted>");
+    at = pos;
+  }
+  return raw;
+}
+
 std::string EscapeCmdline(std::string_view raw, size_t cap) {
   while (!raw.empty() && raw.back() == '\0') raw.remove_suffix(1);
   static constexpr char kHex[] = "0123456789abcdef";
@@ -250,7 +274,7 @@ std::optional<ProcessInfo> ProcessLookup::ReadProcess(int32_t pid) const {
   if (auto status = ReadSmallFile(base + "/status")) info.uid = ParseStatusUid(*status);
   info.owner = UserName(info.uid);
   const auto cmdline = ReadSmallFile(base + "/cmdline", kCmdlineCap * 4);
-  if (cmdline) info.cmdline = EscapeCmdline(*cmdline, kCmdlineCap);
+  if (cmdline) info.cmdline = EscapeCmdline(RedactCmdline(*cmdline), kCmdlineCap);
   const auto exe = ReadLink(base + "/exe");
   if (exe) info.exe = EscapeCmdline(*exe, kCmdlineCap);
   if (auto cgroup = ReadSmallFile(base + "/cgroup")) info.container = ParseCgroup(*cgroup);

@@ -39,6 +39,11 @@ struct ProcessInfo {
 // stops at cap bytes (ending in "..." when cut).
 std::string EscapeCmdline(std::string_view raw, size_t cap = 512);
 
+// Replaces the value after an IMDSv2 token header name in a raw (NUL-separated) command line
+// ("curl -H 'X-aws-ec2-metadata-token: AQAE...'") with "<redacted>": token values never
+// reach a hit or a log line. Case-insensitive; the -ttl-seconds header is left alone.
+std::string RedactCmdline(std::string raw);
+
 class ProcessLookup {
  public:
   // proc_root: "/proc" except in tests.

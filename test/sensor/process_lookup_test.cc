@@ -33,6 +33,24 @@ TEST(EscapeCmdline, NulsBecomeSpacesAndControlsAreEscaped) {
   EXPECT_LE(EscapeCmdline(std::string(100, '\x01'), 2).size(), 2u);
 }
 
+TEST(RedactCmdline, TokenValuesNeverSurvive) {
+  using namespace std::string_literals;
+  const std::string token = "AQAEAFAKETOKENVALUE0123456789abcdef==";
+  for (const std::string& raw :
+       {"curl\0-H\0X-aws-ec2-metadata-token: "s + token + "\0http://x/\0"s,
+        "curl\0-HX-aws-ec2-metadata-token:"s + token + "\0"s,
+        "curl\0-H\0x-AWS-ec2-metadata-token:\0"s + token + "\0"s,
+        "sh\0-c\0curl -H 'X-aws-ec2-metadata-token: "s + token + "' http://x/\0"s,
+        "wget\0--header=X-aws-ec2-metadata-token:"s + token + "\0"s}) {
+    const std::string out = EscapeCmdline(RedactCmdline(raw));
+    EXPECT_EQ(out.find(token), std::string::npos) << out;
+    EXPECT_NE(out.find("<redacted>"), std::string::npos) << out;
+  }
+  const std::string ttl = "curl\0-H\0X-aws-ec2-metadata-token-ttl-seconds: 21600\0"s;
+  EXPECT_EQ(RedactCmdline(ttl), ttl);
+  EXPECT_EQ(RedactCmdline("X-aws-ec2-metadata-token"), "X-aws-ec2-metadata-token");
+}
+
 TEST(ProcessLookup, OwnSocketLeadsToOwnPid) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   ASSERT_TRUE(fd);
