@@ -21,6 +21,12 @@ struct Hit {
   int64_t pid = -1;     // -1 when unknown
   std::string owner;    // user name of uid, empty when unknown
   std::string cmdline;  // calling process, empty when unknown
+  // Who else (event log; the console gets the contract's fields above).
+  std::string exe;        // calling process's executable, " (deleted)" kept
+  std::string ancestors;  // parent chain, nearest first: "bash(4711)<sshd(812)<systemd(1)"
+  std::string container;  // "<runtime>://<id>", e.g. "docker://3f2a...", empty on the host
+  std::string pod;        // Kubernetes pod UID
+  std::string iface;      // input interface of forwarded traffic (the caller is src)
   uint64_t count = 1;   // requests folded into this hit
   Clock::time_point first{};
   Clock::time_point last{};

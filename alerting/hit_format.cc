@@ -92,6 +92,11 @@ std::string HitJsonLine(const Hit& hit) {
   j["pid"] = hit.pid;
   j["owner"] = hit.owner;
   j["cmdline"] = hit.cmdline;
+  if (!hit.exe.empty()) j["exe"] = hit.exe;
+  if (!hit.ancestors.empty()) j["ancestors"] = hit.ancestors;
+  if (!hit.container.empty()) j["container"] = hit.container;
+  if (!hit.pod.empty()) j["pod"] = hit.pod;
+  if (!hit.iface.empty()) j["iface"] = hit.iface;
   j["count"] = hit.count;
   j["first"] = FormatIsoTime(hit.first);
   j["last"] = FormatIsoTime(hit.last);

@@ -1,5 +1,9 @@
 #include "sensor/daemon.h"
 
+// netinet/in.h before linux/netfilter.h: the other order redefines struct in_addr.
+#include <netinet/in.h>
+#include <linux/netfilter.h>
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -29,6 +33,7 @@
 #include "alerting/alert_sink.h"
 #include "alerting/hit.h"
 #include "rules/path_filter.h"
+#include "sensor/attributor.h"
 #include "sensor/inspector.h"
 #include "sensor/nfqueue.h"
 #include "sensor/options.h"
@@ -108,7 +113,7 @@ KernelQueueStats ReadKernelQueueStats(uint16_t queue_num) {
 }
 
 std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, const SinkSet& sinks,
-                           uint16_t queue_num) {
+                           const Attributor& attributor, uint16_t queue_num) {
   const QueueCounters& q = queue.counters();
   const InspectorCounters& c = inspector.counters();
   uint64_t parse_errors = 0;
@@ -135,6 +140,13 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
     line += fmt::format(" kernel.waiting={} kernel.queue_dropped={} kernel.user_dropped={} kernel.id_sequence={}",
                         k.waiting, k.queue_dropped, k.user_dropped, k.id_sequence);
   }
+  const AttributorCounters a = attributor.counters();
+  line += fmt::format(
+      " attribution.requested={} attribution.late_requested={} attribution.dropped_at_cap={} "
+      "attribution.resolved={} attribution.gone={} attribution.not_found={} "
+      "attribution.timeouts={} attribution.evicted={}",
+      a.requested, a.late_requested, a.dropped_at_cap, a.resolved, a.gone, a.not_found,
+      a.timeouts, a.evicted);
   const std::string sink_counters = sinks.FormatCounters();
   if (!sink_counters.empty()) line += " " + sink_counters;
   return line;
@@ -164,12 +176,43 @@ std::string PrepareStateDir(const std::string& dir) {
   return {};
 }
 
+// How long a hit waits for its flow's attribution, counted from when the packet thread made
+// it (so a backlog of hits does not add up waits).
+constexpr auto kAttributionWait = std::chrono::milliseconds(200);
+
+// Completes a hit with who sent it: the local process for locally sent traffic, the input
+// interface for forwarded traffic. Alert thread only (may wait up to kAttributionWait).
+void Attribute(InspectorEvent& event, Attributor* attributor) {
+  alerting::Hit& hit = event.hit;
+  if (event.hook != NF_INET_LOCAL_OUT) {
+    char name[IF_NAMESIZE] = {};
+    if (event.indev != 0 && if_indextoname(event.indev, name) != nullptr) hit.iface = name;
+    return;
+  }
+  if (attributor == nullptr) return;
+  const Attribution found = attributor->Lookup(event.key, event.seen + kAttributionWait);
+  if (found.status != AttributionStatus::kResolved) return;
+  const ProcessInfo& p = found.process;
+  hit.pid = p.pid;
+  hit.owner = p.owner;
+  hit.cmdline = p.cmdline;
+  hit.exe = p.exe;
+  hit.ancestors = p.ancestors;
+  hit.container = FormatContainerId(p.container);
+  hit.pod = p.container.pod_uid;
+  if (p.gone) hit.flags += hit.flags.empty() ? "process_gone" : ",process_gone";
+}
+
 // Moves hits from the packet thread's ring to the sinks. Wakes on the eventfd the packet
 // thread writes after pushing, and at least every 100 ms so sinks can run their timers.
 class AlertThread {
  public:
-  AlertThread(Inspector::EventRing* ring, SinkSet* sinks, int wake_fd)
-      : ring_(ring), sinks_(sinks), wake_fd_(wake_fd), thread_([this] { Run(); }) {}
+  AlertThread(Inspector::EventRing* ring, SinkSet* sinks, int wake_fd, Attributor* attributor)
+      : ring_(ring),
+        sinks_(sinks),
+        wake_fd_(wake_fd),
+        attributor_(attributor),
+        thread_([this] { Run(); }) {}
   ~AlertThread() { Stop(); }
 
   void Stop() {
@@ -181,9 +224,16 @@ class AlertThread {
   }
 
  private:
+  void Drain() {
+    while (auto event = ring_->TryPop()) {
+      Attribute(*event, attributor_);
+      sinks_->Publish(event->hit);
+    }
+  }
+
   void Run() {
     for (;;) {
-      while (auto hit = ring_->TryPop()) sinks_->Publish(*hit);
+      Drain();
       if (stop_.load(std::memory_order_acquire)) break;
       sinks_->Tick();
       pollfd pfd{wake_fd_, POLLIN, 0};
@@ -192,13 +242,14 @@ class AlertThread {
         [[maybe_unused]] auto n = ::read(wake_fd_, &value, sizeof value);
       }
     }
-    while (auto hit = ring_->TryPop()) sinks_->Publish(*hit);
+    Drain();
     sinks_->Flush();
   }
 
   Inspector::EventRing* ring_;
   SinkSet* sinks_;
   int wake_fd_;
+  Attributor* attributor_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -297,8 +348,9 @@ int RunDaemon(int argc, char** argv) {
   inspector_config.queue_num = opts.queue_num;
   inspector_config.flow_table_cap = opts.flow_table_cap;
   inspector_config.flow_idle = std::chrono::seconds(opts.flow_idle_seconds);
-  Inspector inspector(inspector_config, filter, &events);
-  AlertThread alert_thread(&events, sinks.get(), wake_fd.get());
+  Attributor attributor{AttributorConfig{}};
+  Inspector inspector(inspector_config, filter, &events, &attributor);
+  AlertThread alert_thread(&events, sinks.get(), wake_fd.get(), &attributor);
 
   Log(fmt::format("started {}: queue {} (maxlen {}, rcvbuf {} bytes), paths: {}", NFQ_APEEPER_VERSION,
                   opts.queue_num, opts.queue_maxlen, queue.rcvbuf_bytes(), filter->Describe()));
@@ -317,6 +369,7 @@ int RunDaemon(int argc, char** argv) {
     if (fds[0].revents) {
       const uint64_t hits_before = inspector.counters().hits;
       queue.ReceiveBatch([&inspector](const QueuedPacket& packet) { inspector.OnPacket(packet); });
+      attributor.Wake();  // one eventfd write, only when the batch started connections
       if (inspector.counters().hits != hits_before) {
         const uint64_t one = 1;
         [[maybe_unused]] auto n = ::write(wake_fd.get(), &one, sizeof one);
@@ -361,7 +414,7 @@ int RunDaemon(int argc, char** argv) {
             break;
           }
           case SIGUSR1:
-            Log(FormatCounters(queue, inspector, *sinks, opts.queue_num));
+            Log(FormatCounters(queue, inspector, *sinks, attributor, opts.queue_num));
             break;
           default:
             break;
@@ -373,7 +426,7 @@ int RunDaemon(int argc, char** argv) {
   Notify("STOPPING=1");
   // Counters first, while the kernel still shows the queue; the verdicts Close sends for
   // what was still waiting show in the last line.
-  Log(FormatCounters(queue, inspector, *sinks, opts.queue_num));
+  Log(FormatCounters(queue, inspector, *sinks, attributor, opts.queue_num));
   queue.Close();
   alert_thread.Stop();
   Log(fmt::format("stopped: packets={} verdicts={} verdict_errors={} enobufs={}",

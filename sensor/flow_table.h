@@ -26,6 +26,8 @@ struct Flow {
   bool has_uid = false;
   uint32_t uid = 0;
   uint32_t gid = 0;
+  uint32_t indev = 0;
+  bool attribution_requested = false;  // the attributor was asked about this connection
   std::chrono::steady_clock::time_point last_seen{};
 };
 

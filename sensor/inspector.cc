@@ -6,6 +6,7 @@
 
 #include "rules/path.h"
 #include "rules/path_filter.h"
+#include "sensor/attributor.h"
 #include "sensor/http_parser.h"
 #include "sensor/nfqueue.h"
 
@@ -56,10 +57,11 @@ const char* HookName(uint8_t hook) {
 }
 
 Inspector::Inspector(const InspectorConfig& config, std::shared_ptr<const rules::PathFilter> filter,
-                     EventRing* events)
+                     EventRing* events, Attributor* attributor)
     : config_(config),
       filter_(std::move(filter)),
       events_(events),
+      attributor_(attributor),
       flows_(config.flow_table_cap, config.flow_idle) {}
 
 Inspector::~Inspector() = default;
@@ -108,6 +110,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   }
   if (flows_.size() > before || did_evict) ++counters_.flows_created;
   flow->hook = packet.hook;
+  flow->indev = packet.indev;
   if (packet.has_uid) {
     flow->has_uid = true;
     flow->uid = packet.uid;
@@ -116,10 +119,19 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
 
   if (segment.flags & tcp_flag::kSyn) {
     // A new connection on a reused tuple: start over.
-    if (flow->stream.started()) FinishFlow(*flow);
+    if (flow->stream.started()) {
+      FinishFlow(*flow);
+      flow->attribution_requested = false;  // a new connection, maybe a new process
+    }
     flow->parser.Reset();
     flow->sticky_flags = 0;
     flow->stream.Start(segment.seq + 1);
+  }
+  // Only locally sent traffic has a local socket; forwarded traffic is identified by its
+  // source address and input interface.
+  if (attributor_ != nullptr && packet.hook == NF_INET_LOCAL_OUT && !flow->attribution_requested) {
+    attributor_->Request(segment.key, flow->has_uid ? int64_t{flow->uid} : -1);
+    flow->attribution_requested = true;  // a drop at the cap is counted there; Lookup retries
   }
   if (!segment.payload.empty()) {
     const uint32_t seq = segment.seq + ((segment.flags & tcp_flag::kSyn) ? 1u : 0u);
@@ -193,7 +205,9 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
   hit.hook = HookName(flow.hook);
   hit.host = request.host;
   hit.user_agent = request.user_agent;
-  if (!events_->TryPush(std::move(hit))) ++counters_.events_dropped;
+  InspectorEvent event{std::move(hit), flow.key, flow.hook, flow.indev,
+                       std::chrono::steady_clock::now()};
+  if (!events_->TryPush(std::move(event))) ++counters_.events_dropped;
 }
 
 }  // namespace nfq::sensor

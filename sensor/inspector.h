@@ -23,6 +23,16 @@ namespace nfq::sensor {
 
 struct QueuedPacket;
 struct HttpRequest;
+class Attributor;
+
+// A hit with what the alert thread needs to complete it (attribution, interface name).
+struct InspectorEvent {
+  alerting::Hit hit;
+  FlowKey key;
+  uint8_t hook = 0;    // NF_INET_*
+  uint32_t indev = 0;  // input interface index, 0 for locally generated traffic
+  std::chrono::steady_clock::time_point seen{};  // when the packet thread made the hit
+};
 
 struct InspectorCounters {
   uint64_t packets = 0;
@@ -53,11 +63,13 @@ struct InspectorConfig {
 
 class Inspector {
  public:
-  using EventRing = SpscRing<alerting::Hit>;
+  using EventRing = SpscRing<InspectorEvent>;
 
-  // REQUIRES: events outlives the inspector; filter non-null.
+  // REQUIRES: events (and attributor, when given) outlive the inspector; filter non-null.
+  // With an attributor, the first packet of each locally sent connection (hook output) asks
+  // it who sent it: one lock-free ring push, no system call.
   Inspector(const InspectorConfig& config, std::shared_ptr<const rules::PathFilter> filter,
-            EventRing* events);
+            EventRing* events, Attributor* attributor = nullptr);
   ~Inspector();
 
   void OnPacket(const QueuedPacket& packet);
@@ -77,6 +89,7 @@ class Inspector {
   InspectorConfig config_;
   std::shared_ptr<const rules::PathFilter> filter_;
   EventRing* events_;
+  Attributor* attributor_;
   FlowTable flows_;
   Flow evicted_;  // scratch for the flow that FindOrCreate pushed out
   InspectorCounters counters_;

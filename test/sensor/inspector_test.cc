@@ -51,7 +51,7 @@ class InspectorTest : public ::testing::Test {
 
   std::vector<alerting::Hit> Drain() {
     std::vector<alerting::Hit> hits;
-    while (auto hit = events_.TryPop()) hits.push_back(std::move(*hit));
+    while (auto event = events_.TryPop()) hits.push_back(std::move(event->hit));
     return hits;
   }
 

@@ -1,0 +1,326 @@
+#include "sensor/process_lookup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <vector>
+
+#include "sensor/unique_fd.h"
+
+namespace nfq::sensor {
+namespace {
+
+constexpr size_t kMaxAncestors = 3;
+constexpr size_t kCmdlineCap = 512;
+constexpr size_t kReadCap = 16 * 1024;  // cgroup files of nested containers stay far below
+
+// Reads up to cap bytes of a (proc) file; nullopt when it cannot be opened or read.
+std::optional<std::string> ReadSmallFile(const std::string& path, size_t cap = kReadCap) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  std::string out;
+  std::array<char, 4096> chunk;
+  while (out.size() < cap) {
+    const ssize_t n = ::read(fd.get(), chunk.data(), std::min(chunk.size(), cap - out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::nullopt;
+    if (n == 0) break;
+    out.append(chunk.data(), static_cast<size_t>(n));
+  }
+  return out;
+}
+
+std::optional<std::string> ReadLink(const std::string& path) {
+  std::array<char, 4096> buffer;
+  const ssize_t n = ::readlink(path.c_str(), buffer.data(), buffer.size());
+  if (n < 0) return std::nullopt;
+  return std::string(buffer.data(), static_cast<size_t>(n));
+}
+
+template <class Int>
+std::optional<Int> ParseInt(std::string_view s) {
+  Int value{};
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return value;
+}
+
+struct Stat {
+  std::string comm;
+  char state = '?';
+  int32_t ppid = 0;
+  uint64_t start_time = 0;
+};
+
+// "pid (comm) state ppid ..." where comm may hold spaces and parentheses.
+std::optional<Stat> ParseStat(std::string_view text) {
+  const size_t open = text.find('(');
+  const size_t close = text.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) {
+    return std::nullopt;
+  }
+  Stat stat;
+  stat.comm = EscapeCmdline(text.substr(open + 1, close - open - 1), 64);
+  std::string_view rest = text.substr(close + 1);
+  // Fields from 3 (state) on, separated by single spaces.
+  std::array<std::string_view, 20> fields;
+  size_t count = 0;
+  while (!rest.empty() && count < fields.size()) {
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    const size_t space = rest.find(' ');
+    fields[count++] = rest.substr(0, space);
+    rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space);
+  }
+  if (count < 20) return std::nullopt;  // field 22 (starttime) is fields[19]
+  if (!fields[0].empty()) stat.state = fields[0].front();
+  const auto ppid = ParseInt<int32_t>(fields[1]);
+  const auto start = ParseInt<uint64_t>(fields[19]);
+  if (!ppid || !start) return std::nullopt;
+  stat.ppid = *ppid;
+  stat.start_time = *start;
+  return stat;
+}
+
+// Effective uid from "Uid:\treal\teffective\tsaved\tfs".
+int64_t ParseStatusUid(std::string_view status) {
+  const size_t at = status.find("\nUid:");
+  if (at == std::string_view::npos) return -1;
+  std::string_view line = status.substr(at + 5, status.find('\n', at + 5) - (at + 5));
+  int field = 0;
+  while (!line.empty()) {
+    while (!line.empty() && (line.front() == '\t' || line.front() == ' ')) line.remove_prefix(1);
+    const size_t end = line.find_first_of("\t ");
+    const std::string_view value = line.substr(0, end);
+    if (field++ == 1) {
+      const auto uid = ParseInt<int64_t>(value);
+      return uid ? *uid : -1;
+    }
+    line = end == std::string_view::npos ? std::string_view{} : line.substr(end);
+  }
+  return -1;
+}
+
+std::string UserName(int64_t uid) {
+  if (uid < 0) return {};
+  passwd entry{};
+  passwd* found = nullptr;
+  std::array<char, 4096> buffer;
+  if (getpwuid_r(static_cast<uid_t>(uid), &entry, buffer.data(), buffer.size(), &found) == 0 &&
+      found != nullptr && found->pw_name != nullptr) {
+    return found->pw_name;
+  }
+  return std::to_string(uid);
+}
+
+}  // namespace
+
+std::string RedactCmdline(std::string raw) {
+  static constexpr std::string_view kHeader = "x-aws-ec2-metadata-token";
+  auto lower = [](char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  auto separator = [](char c) { return c == ' ' || c == '\t' || c == '\0'; };
+  for (size_t at = 0; at + kHeader.size() <= raw.size(); ++at) {
+    size_t i = 0;
+    while (i < kHeader.size() && lower(raw[at + i]) == kHeader[i]) ++i;
+    if (i != kHeader.size()) continue;
+    size_t pos = at + kHeader.size();
+    while (pos < raw.size() && (raw[pos] == ' ' || raw[pos] == '\t')) ++pos;
+    if (pos >= raw.size() || (raw[pos] != ':' && raw[pos] != '=')) continue;
+    ++pos;
+    while (pos < raw.size() && separator(raw[pos])) ++pos;  // "-H 'name:' value" forms too
+    size_t end = pos;
+    while (end < raw.size() && !separator(raw[end]) && raw[end] != '\'' && raw[end] != '"') ++end;
+    if (end == pos) continue;
+    raw.replace(pos, end - pos, "<redacted>");
+    at = pos;
+  }
+  return raw;
+}
+
+std::string EscapeCmdline(std::string_view raw, size_t cap) {
+  while (!raw.empty() && raw.back() == '\0') raw.remove_suffix(1);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(std::min(raw.size(), cap));
+  const size_t room_for_dots = cap >= 3 ? cap - 3 : 0;
+  size_t cut_at = 0;  // last piece boundary that leaves room for "..."
+  for (const char ch : raw) {
+    if (out.size() <= room_for_dots) cut_at = out.size();
+    const auto c = static_cast<unsigned char>(ch);
+    char piece[4];
+    size_t len = 1;
+    if (c == 0) {
+      piece[0] = ' ';
+    } else if (c < 0x20 || c >= 0x7f || c == '\\') {
+      piece[0] = '\\';
+      piece[1] = 'x';
+      piece[2] = kHex[c >> 4];
+      piece[3] = kHex[c & 0xf];
+      len = 4;
+    } else {
+      piece[0] = static_cast<char>(c);
+    }
+    if (out.size() + len > cap) {
+      out.resize(cut_at);
+      out.append(std::string_view("...").substr(0, cap - out.size()));
+      return out;
+    }
+    out.append(piece, len);
+  }
+  return out;
+}
+
+ProcessLookup::ProcessLookup(std::string proc_root, size_t cache_cap)
+    : root_(std::move(proc_root)), cache_cap_(std::max<size_t>(cache_cap, 1)) {}
+
+bool ProcessLookup::HoldsSocket(int32_t pid, std::string_view link) const {
+  const std::string dir = root_ + "/" + std::to_string(pid) + "/fd";
+  DIR* entries = ::opendir(dir.c_str());
+  if (entries == nullptr) return false;
+  bool found = false;
+  std::array<char, 64> target;
+  while (const dirent* entry = ::readdir(entries)) {
+    if (entry->d_name[0] == '.') continue;
+    const ssize_t n = ::readlinkat(::dirfd(entries), entry->d_name, target.data(), target.size());
+    if (n > 0 && std::string_view(target.data(), static_cast<size_t>(n)) == link) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(entries);
+  return found;
+}
+
+std::optional<int32_t> ProcessLookup::FindSocketOwner(uint64_t inode, int64_t uid_hint) {
+  const std::string link = "socket:[" + std::to_string(inode) + "]";
+  if (auto cached = inode_to_pid_.find(inode); cached != inode_to_pid_.end()) {
+    if (HoldsSocket(cached->second, link)) {
+      ++counters_.inode_cache_hits;
+      return cached->second;
+    }
+  }
+  // Processes recently found for this uid first: a keep-alive client opening one more
+  // connection, a cron job's next run under a new pid is found by the scan below.
+  if (uid_hint >= 0) {
+    for (auto it = process_order_.rbegin(); it != process_order_.rend(); ++it) {
+      const auto known = processes_.find(*it);
+      if (known == processes_.end() || known->second.uid != uid_hint || known->second.gone)
+        continue;
+      if (HoldsSocket(*it, link)) {
+        Remember(inode, *it);
+        return *it;
+      }
+    }
+  }
+  ++counters_.scans;
+  std::vector<int32_t> pids;
+  if (DIR* proc = ::opendir(root_.c_str())) {
+    while (const dirent* entry = ::readdir(proc)) {
+      if (auto pid = ParseInt<int32_t>(entry->d_name); pid && *pid > 0) pids.push_back(*pid);
+    }
+    ::closedir(proc);
+  }
+  // Newest first. (Ordering by owner too would cost a stat per process before the first
+  // look; against a client that lives a few milliseconds, the first look matters most.)
+  std::sort(pids.begin(), pids.end(), std::greater<>());
+  for (const int32_t pid : pids) {
+    if (HoldsSocket(pid, link)) {
+      Remember(inode, pid);
+      return pid;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ProcessInfo> ProcessLookup::Describe(int32_t pid) {
+  const std::string base = root_ + "/" + std::to_string(pid);
+  const auto stat_text = ReadSmallFile(base + "/stat");
+  const std::optional<Stat> stat = stat_text ? ParseStat(*stat_text) : std::nullopt;
+  const auto cached = processes_.find(pid);
+  if (cached != processes_.end()) {
+    if (!stat || stat->state == 'Z') {
+      cached->second.gone = true;
+      ++counters_.describe_cache_hits;
+      return cached->second;
+    }
+    if (stat->start_time == cached->second.start_time) {
+      ++counters_.describe_cache_hits;
+      return cached->second;
+    }
+  }
+  auto info = ReadProcess(pid);
+  if (!info) return std::nullopt;
+  RememberProcess(*info);
+  return info;
+}
+
+std::optional<ProcessInfo> ProcessLookup::ReadProcess(int32_t pid) const {
+  const std::string base = root_ + "/" + std::to_string(pid);
+  const auto stat_text = ReadSmallFile(base + "/stat");
+  const std::optional<Stat> stat = stat_text ? ParseStat(*stat_text) : std::nullopt;
+  if (!stat) return std::nullopt;
+  ProcessInfo info;
+  info.pid = pid;
+  info.comm = stat->comm;
+  info.start_time = stat->start_time;
+  if (auto status = ReadSmallFile(base + "/status")) info.uid = ParseStatusUid(*status);
+  info.owner = UserName(info.uid);
+  const auto cmdline = ReadSmallFile(base + "/cmdline", kCmdlineCap * 4);
+  if (cmdline) info.cmdline = EscapeCmdline(RedactCmdline(*cmdline), kCmdlineCap);
+  const auto exe = ReadLink(base + "/exe");
+  if (exe) info.exe = EscapeCmdline(*exe, kCmdlineCap);
+  if (auto cgroup = ReadSmallFile(base + "/cgroup")) info.container = ParseCgroup(*cgroup);
+  // Exited while being read (a zombie has no command line or executable left to read).
+  const auto again = ReadSmallFile(base + "/stat");
+  const std::optional<Stat> after = again ? ParseStat(*again) : std::nullopt;
+  info.gone =
+      stat->state == 'Z' || !after || after->state == 'Z' || after->start_time != stat->start_time;
+
+  int32_t ppid = stat->ppid;
+  for (size_t depth = 0; depth < kMaxAncestors && ppid > 0; ++depth) {
+    const auto parent_text = ReadSmallFile(root_ + "/" + std::to_string(ppid) + "/stat");
+    const std::optional<Stat> parent = parent_text ? ParseStat(*parent_text) : std::nullopt;
+    if (!parent) break;
+    if (!info.ancestors.empty()) info.ancestors += '<';
+    info.ancestors += parent->comm + "(" + std::to_string(ppid) + ")";
+    ppid = parent->ppid;
+  }
+  return info;
+}
+
+void ProcessLookup::Remember(uint64_t inode, int32_t pid) {
+  if (inode_to_pid_.emplace(inode, pid).second) {
+    inode_order_.push_back(inode);
+  } else {
+    inode_to_pid_[inode] = pid;
+  }
+  while (inode_to_pid_.size() > cache_cap_ && !inode_order_.empty()) {
+    inode_to_pid_.erase(inode_order_.front());
+    inode_order_.pop_front();
+  }
+}
+
+void ProcessLookup::RememberProcess(const ProcessInfo& info) {
+  const auto [it, inserted] = processes_.insert_or_assign(info.pid, info);
+  if (inserted) {
+    process_order_.push_back(info.pid);
+  } else {
+    // Most recently described last.
+    process_order_.remove(info.pid);
+    process_order_.push_back(info.pid);
+  }
+  while (processes_.size() > cache_cap_ && !process_order_.empty()) {
+    processes_.erase(process_order_.front());
+    process_order_.pop_front();
+  }
+}
+
+}  // namespace nfq::sensor

@@ -1,0 +1,82 @@
+// From a socket inode to the process that holds it, and what an alert says about that
+// process: pid, user, command line, executable, comm, up to three ancestors, container.
+//
+// The owner of a socket is found by scanning /proc/*/fd for "socket:[inode]", newest
+// processes first (a short-lived client that just connected has one of the highest pids)
+// after the processes recently found for the same uid. Two small caches: inode -> pid
+// (checked again before use) and pid -> description (keyed by start time too, so a reused
+// pid never inherits another process's description).
+//
+// Thread-safety: one thread at a time. Blocking file-system reads: worker threads only.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "sensor/container_id.h"
+
+namespace nfq::sensor {
+
+struct ProcessInfo {
+  int32_t pid = -1;
+  int64_t uid = -1;       // effective uid of the process
+  std::string owner;      // user name of uid; the number when it has no name
+  std::string cmdline;    // escaped and capped (EscapeCmdline)
+  std::string exe;        // readlink of /proc/pid/exe, " (deleted)" kept
+  std::string comm;       // escaped
+  std::string ancestors;  // "bash(4711)<sshd(812)<systemd(1)", nearest first, up to 3
+  ContainerInfo container;
+  uint64_t start_time = 0;  // clock ticks after boot (/proc/pid/stat field 22)
+  bool gone = false;        // exited before everything could be read; fields hold what was
+};
+
+// Command line bytes (NUL-separated) as one printable line: NULs become spaces (trailing
+// ones dropped), control characters, backslash and bytes >= 0x7f become \xNN, and the result
+// stops at cap bytes (ending in "..." when cut).
+std::string EscapeCmdline(std::string_view raw, size_t cap = 512);
+
+// Replaces the value after an IMDSv2 token header name in a raw (NUL-separated) command line
+// ("curl -H 'X-aws-ec2-metadata-token: AQAE...'") with "<redacted>": token values never
+// reach a hit or a log line. Case-insensitive; the -ttl-seconds header is left alone.
+std::string RedactCmdline(std::string raw);
+
+class ProcessLookup {
+ public:
+  // proc_root: "/proc" except in tests.
+  explicit ProcessLookup(std::string proc_root = "/proc", size_t cache_cap = 512);
+
+  // The pid holding the socket, or nullopt. uid_hint (the socket's uid, -1 for none) only
+  // orders the search.
+  std::optional<int32_t> FindSocketOwner(uint64_t inode, int64_t uid_hint = -1);
+
+  // Describes pid; nullopt when it never existed as far as /proc knows. A pid that exited
+  // since it was last described comes back from the cache with gone = true.
+  std::optional<ProcessInfo> Describe(int32_t pid);
+
+  struct Counters {
+    uint64_t scans = 0;  // full /proc scans
+    uint64_t inode_cache_hits = 0;
+    uint64_t describe_cache_hits = 0;
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  bool HoldsSocket(int32_t pid, std::string_view link) const;
+  std::optional<ProcessInfo> ReadProcess(int32_t pid) const;
+  void Remember(std::unordered_map<uint64_t, int32_t>::key_type inode, int32_t pid);
+  void RememberProcess(const ProcessInfo& info);
+
+  std::string root_;
+  size_t cache_cap_;
+  std::unordered_map<uint64_t, int32_t> inode_to_pid_;
+  std::list<uint64_t> inode_order_;  // oldest first
+  std::unordered_map<int32_t, ProcessInfo> processes_;
+  std::list<int32_t> process_order_;  // oldest first
+  Counters counters_;
+};
+
+}  // namespace nfq::sensor

@@ -1,0 +1,157 @@
+#include "sensor/process_lookup.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "sensor/unique_fd.h"
+
+namespace nfq::sensor {
+namespace {
+
+TEST(EscapeCmdline, NulsBecomeSpacesAndControlsAreEscaped) {
+  using namespace std::string_literals;
+  EXPECT_EQ(EscapeCmdline("curl\0-s\0http://x/\0"s), "curl -s http://x/");
+  EXPECT_EQ(EscapeCmdline("a\nb\x1b[31m\\"s), "a\\x0ab\\x1b[31m\\x5c");
+  EXPECT_EQ(EscapeCmdline("caf\xc3\xa9"s), "caf\\xc3\\xa9");
+  EXPECT_EQ(EscapeCmdline(""), "");
+  EXPECT_EQ(EscapeCmdline("\0\0"s), "");
+  const std::string cut = EscapeCmdline(std::string(1000, 'x'), 16);
+  EXPECT_EQ(cut, "xxxxxxxxxxxxx...");
+  EXPECT_EQ(EscapeCmdline(std::string(16, 'x'), 16), std::string(16, 'x'));
+  // An escape is never cut in half.
+  EXPECT_EQ(EscapeCmdline("abcdefghijkl\x01zzzz", 16), "abcdefghijkl...");
+  EXPECT_LE(EscapeCmdline(std::string(100, '\x01'), 2).size(), 2u);
+}
+
+TEST(RedactCmdline, TokenValuesNeverSurvive) {
+  using namespace std::string_literals;
+  const std::string token = "AQAEAFAKETOKENVALUE0123456789abcdef==";
+  for (const std::string& raw :
+       {"curl\0-H\0X-aws-ec2-metadata-token: "s + token + "\0http://x/\0"s,
+        "curl\0-HX-aws-ec2-metadata-token:"s + token + "\0"s,
+        "curl\0-H\0x-AWS-ec2-metadata-token:\0"s + token + "\0"s,
+        "sh\0-c\0curl -H 'X-aws-ec2-metadata-token: "s + token + "' http://x/\0"s,
+        "wget\0--header=X-aws-ec2-metadata-token:"s + token + "\0"s}) {
+    const std::string out = EscapeCmdline(RedactCmdline(raw));
+    EXPECT_EQ(out.find(token), std::string::npos) << out;
+    EXPECT_NE(out.find("<redacted>"), std::string::npos) << out;
+  }
+  const std::string ttl = "curl\0-H\0X-aws-ec2-metadata-token-ttl-seconds: 21600\0"s;
+  EXPECT_EQ(RedactCmdline(ttl), ttl);
+  EXPECT_EQ(RedactCmdline("X-aws-ec2-metadata-token"), "X-aws-ec2-metadata-token");
+}
+
+TEST(ProcessLookup, OwnSocketLeadsToOwnPid) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(fd);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd.get(), &st), 0);
+  ProcessLookup lookup;
+  const auto pid = lookup.FindSocketOwner(st.st_ino, ::geteuid());
+  ASSERT_TRUE(pid);
+  EXPECT_EQ(*pid, ::getpid());
+  // Second time from the inode cache, checked against the process's fds.
+  EXPECT_EQ(lookup.FindSocketOwner(st.st_ino), ::getpid());
+  EXPECT_EQ(lookup.counters().inode_cache_hits, 1u);
+  EXPECT_FALSE(lookup.FindSocketOwner(1));  // no such socket
+}
+
+TEST(ProcessLookup, DescribesItself) {
+  ProcessLookup lookup;
+  const auto info = lookup.Describe(::getpid());
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->pid, ::getpid());
+  EXPECT_EQ(info->uid, static_cast<int64_t>(::geteuid()));
+  const passwd* pw = ::getpwuid(::geteuid());
+  ASSERT_NE(pw, nullptr);
+  EXPECT_EQ(info->owner, pw->pw_name);
+  EXPECT_NE(info->cmdline.find("sensor_test"), std::string::npos) << info->cmdline;
+  EXPECT_NE(info->exe.find("sensor_test"), std::string::npos) << info->exe;
+  EXPECT_FALSE(info->comm.empty());
+  EXPECT_FALSE(info->ancestors.empty());
+  EXPECT_FALSE(info->gone);
+  EXPECT_GT(info->start_time, 0u);
+}
+
+TEST(ProcessLookup, ChildThatExitsIsReportedGoneWithWhatWasKnown) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  ProcessLookup lookup;
+  const auto alive = lookup.Describe(child);
+  ASSERT_TRUE(alive);
+  EXPECT_FALSE(alive->gone);
+  const std::string parent = "(" + std::to_string(::getpid()) + ")";
+  EXPECT_EQ(alive->ancestors.find(parent), alive->ancestors.find('(')) << alive->ancestors;
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  const auto gone = lookup.Describe(child);
+  ASSERT_TRUE(gone);
+  EXPECT_TRUE(gone->gone);
+  EXPECT_EQ(gone->cmdline, alive->cmdline);
+  EXPECT_EQ(gone->exe, alive->exe);
+  // Never described before it exited: nothing to say.
+  ProcessLookup fresh;
+  EXPECT_FALSE(fresh.Describe(child));
+}
+
+// A fake /proc: a reused pid (new start time) is described anew, not from the cache.
+TEST(ProcessLookup, ReusedPidIsNotConfusedWithTheOldProcess) {
+  const auto root =
+      std::filesystem::temp_directory_path() / ("nfq-proc-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(root / "4711");
+  std::filesystem::create_directories(root / "812");
+  auto write = [&](const std::string& rel, const std::string& text) {
+    std::ofstream(root / rel, std::ios::binary) << text;
+  };
+  auto stat_line = [](int pid, const std::string& comm, int ppid, int start) {
+    std::string s = std::to_string(pid) + " (" + comm + ") S " + std::to_string(ppid);
+    for (int field = 5; field < 22; ++field) s += " 0";
+    return s + " " + std::to_string(start) + " 0 0\n";
+  };
+  write("812/stat", stat_line(812, "sshd: root", 0, 5));
+  write("4711/stat", stat_line(4711, "cur) l", 812, 100));
+  write("4711/status", "Name:\tcurl\nUid:\t1000\t65534\t65534\t65534\n");
+  write("4711/cmdline", std::string("curl\0-s\0", 8));
+  write("4711/cgroup",
+        "0::/system.slice/"
+        "docker-3f2a9c1e5b7d4f60a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718.scope\n");
+  ProcessLookup lookup(root.string());
+  auto first = lookup.Describe(4711);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->comm, "cur) l");
+  EXPECT_EQ(first->uid, 65534);
+  EXPECT_EQ(first->cmdline, "curl -s");
+  EXPECT_EQ(first->ancestors, "sshd: root(812)");
+  EXPECT_EQ(first->container.runtime, ContainerRuntime::kDocker);
+  write("4711/stat", stat_line(4711, "python3", 812, 200));
+  write("4711/cmdline", std::string("python3\0x.py\0", 13));
+  auto second = lookup.Describe(4711);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->cmdline, "python3 x.py");
+  EXPECT_EQ(second->start_time, 200u);
+  EXPECT_EQ(lookup.counters().describe_cache_hits, 0u);
+  EXPECT_TRUE(lookup.Describe(4711));
+  EXPECT_EQ(lookup.counters().describe_cache_hits, 1u);
+  // Garbage stat: no description, no crash.
+  write("4711/stat", "4711 (x");
+  ProcessLookup fresh(root.string());
+  EXPECT_FALSE(fresh.Describe(4711));
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace nfq::sensor
