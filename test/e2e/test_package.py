@@ -9,7 +9,7 @@ Environment= then the EnvironmentFile (the packaged /etc/default/nfq-apeeper, fi
 docs/deploy.md says), ExecStartPre, ExecStart with a NOTIFY_SOCKET (waits for READY=1 like
 Type=notify, sees WATCHDOG=1, RELOADING=1 on ExecReload's HUP, STOPPING=1), ExecStartPost
 after READY=1. "+" lines run as root; ExecStart runs with the unit's privileges emulated by
-setpriv: a fresh unprivileged uid (DynamicUser=), ambient and bounding set CAP_NET_ADMIN only,
+setpriv: a fresh unprivileged uid (DynamicUser=), ambient and bounding set CAP_NET_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH only,
 NoNewPrivileges. Not emulated: the file-system/syscall sandbox (ProtectSystem=, SystemCallFilter=,
 RestrictAddressFamilies=...), which systemd-analyze checks statically; StateDirectory= is a
 scratch 0700 directory owned by that uid, passed with --state-dir.
@@ -265,8 +265,9 @@ class ServiceInLabTest(unittest.TestCase):
         self.assertEqual(env["NFQ_APEEPER_FACTORY"], factory)
         self.assertEqual(service["Type"], ["notify"])
         self.assertEqual(service["DynamicUser"], ["yes"])
-        self.assertEqual(service["AmbientCapabilities"], ["CAP_NET_ADMIN"])
-        self.assertEqual(service["CapabilityBoundingSet"], ["CAP_NET_ADMIN"])
+        caps = ["CAP_NET_ADMIN CAP_SYS_PTRACE CAP_DAC_READ_SEARCH"]
+        self.assertEqual(service["AmbientCapabilities"], caps)
+        self.assertEqual(service["CapabilityBoundingSet"], caps)
 
         def local(argv):  # the package's files, not the machine's
             return [self.path_in_root(a) if a.startswith("/usr/sbin/") else a for a in argv]
@@ -285,7 +286,9 @@ class ServiceInLabTest(unittest.TestCase):
         child_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET": notify.path,
                      "NFQ_APEEPER_FACTORY": env["NFQ_APEEPER_FACTORY"]}
         sandbox = ["setpriv", f"--reuid={DYNAMIC_UID}", f"--regid={DYNAMIC_UID}", "--clear-groups",
-                   "--inh-caps=-all,+net_admin", "--ambient-caps=+net_admin", "--bounding-set=-all,+net_admin",
+                   "--inh-caps=-all,+net_admin,+sys_ptrace,+dac_read_search",
+                   "--ambient-caps=+net_admin,+sys_ptrace,+dac_read_search",
+                   "--bounding-set=-all,+net_admin,+sys_ptrace,+dac_read_search",
                    "--no-new-privs"]
         daemon = LAB.popen(LAB.inst, ["env", "-i", *[f"{k}={v}" for k, v in child_env.items()], *sandbox, *local(argv)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
