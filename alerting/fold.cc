@@ -19,9 +19,22 @@ std::string Folder::AddressWithoutPort(const std::string& src) {
   return src;  // bare IPv6 or no port
 }
 
+std::string Folder::CallerIdentity(const Hit& hit) {
+  // Local traffic: the program, the user and the container, never the pid (300 short-lived
+  // curls of one user are one caller) and never the port. Forwarded traffic has no local
+  // process: the source address and the interface it came in on are the caller.
+  if (hit.hook == "output") {
+    if (!hit.exe.empty()) {
+      return "exe=" + hit.exe + "|uid=" + std::to_string(hit.uid) + "|ctr=" + hit.container;
+    }
+    return "uid=" + std::to_string(hit.uid) + "|unattributed";
+  }
+  return "src=" + AddressWithoutPort(hit.src) + "|iface=" + hit.iface;
+}
+
 std::optional<Hit> Folder::Offer(const Hit& hit, SteadyTime now) {
   if (window_.count() <= 0) return hit;
-  Key key{AddressWithoutPort(hit.src), hit.method, hit.norm};
+  Key key{CallerIdentity(hit), hit.method, hit.norm};
   auto it = table_.find(key);
   if (it != table_.end() && now >= it->second.closes) {
     // Closed but not yet expired: Expire would emit it; keep counts exact by letting the

@@ -1,6 +1,6 @@
 // Folds identical hits inside a time window: the first of a key goes out at once, the rest
 // are counted and leave as one follow-up hit (count, first, last) when the window closes.
-// Key: (source address without port, method, norm). Counts add up exactly: the counts of
+// Key: (caller identity, method, norm); see CallerIdentity. Counts add up exactly: the counts of
 // everything Offer/Expire/DrainAll return sum to the counts offered.
 // Not thread-safe; the owner serialises calls.
 #pragma once
@@ -39,6 +39,9 @@ class Folder {
 
   // "10.0.0.1:3456" -> "10.0.0.1", "[fd00::1]:80" -> "fd00::1"; anything else unchanged.
   static std::string AddressWithoutPort(const std::string& src);
+  // Executable, uid and container for local traffic (hook "output"); uid alone when the
+  // process was not found; source address and interface for forwarded traffic. Never a pid.
+  static std::string CallerIdentity(const Hit& hit);
 
  private:
   struct Window {

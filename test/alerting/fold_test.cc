@@ -77,3 +77,51 @@ TEST(Folder, ZeroWindowNeverFolds) {
 
 }  // namespace
 }  // namespace nfq::alerting
+
+namespace nfq::alerting {
+namespace {
+
+Hit LocalHit(const std::string& exe, int64_t uid, int64_t pid, const std::string& container = "") {
+  Hit h;
+  h.hook = "output";
+  h.src = "10.0.0.1:" + std::to_string(30000 + pid);
+  h.method = "GET";
+  h.url = h.norm = "/latest/meta-data/iam/security-credentials/";
+  h.exe = exe;
+  h.uid = uid;
+  h.pid = pid;
+  h.container = container;
+  return h;
+}
+
+TEST(FolderCaller, ShortLivedProcessesOfOneProgramAndUserFoldTogether) {
+  Folder f(std::chrono::milliseconds(1000));
+  const auto t0 = Folder::SteadyTime{} + std::chrono::hours(1);
+  size_t immediate = 0;
+  for (int pid = 1; pid <= 300; ++pid) {
+    if (f.Offer(LocalHit("/usr/bin/curl", 1000, pid), t0)) ++immediate;
+  }
+  EXPECT_EQ(immediate, 1u);
+  auto follow = f.Expire(t0 + std::chrono::milliseconds(1000));
+  ASSERT_EQ(follow.size(), 1u);
+  EXPECT_EQ(follow[0].count, 299u);
+}
+
+TEST(FolderCaller, DifferentProgramsUsersContainersOrPeersAreNeverMerged) {
+  Folder f(std::chrono::milliseconds(1000));
+  const auto t0 = Folder::SteadyTime{};
+  Hit forwarded_a = LocalHit("", -1, 1);
+  forwarded_a.hook = "prerouting";
+  forwarded_a.src = "10.200.2.2:1234";
+  Hit forwarded_b = forwarded_a;
+  forwarded_b.src = "10.200.2.3:1234";
+  Hit unattributed = LocalHit("", 1000, 9);
+  const Hit distinct[] = {LocalHit("/usr/bin/curl", 1000, 1), LocalHit("/usr/bin/python3", 1000, 2),
+                          LocalHit("/usr/bin/curl", 0, 3), LocalHit("/usr/bin/curl", 1000, 4, "docker://abc"),
+                          forwarded_a, forwarded_b, unattributed};
+  for (const Hit& hit : distinct) EXPECT_TRUE(f.Offer(hit, t0)) << Folder::CallerIdentity(hit);
+  EXPECT_EQ(f.size(), std::size(distinct));
+}
+
+}  // namespace
+}  // namespace nfq::alerting
