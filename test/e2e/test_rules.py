@@ -155,7 +155,9 @@ class RulesTest(unittest.TestCase):
 
     # (f) Q3: reinstalling while requests flow never fails a request
     def test_f_reinstall_under_load(self):
-        LAB.rules("install")
+        # --all-packets: every packet reaching the service must have been queued (payload-only
+        # leaves pure ACKs out by design; test_payload_only.py covers that mode).
+        LAB.rules("install", "--all-packets")
         self.consumer = LAB.start_accept_all(0)
         # Every packet that reaches the service must have passed the queue: a reinstall that
         # left a moment without the queue rule would let some through unqueued.
@@ -171,7 +173,7 @@ class RulesTest(unittest.TestCase):
             loops.append(LAB.popen(ns_of(ns), script, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         reinstalls = 0
         while any(p.poll() is None for p in loops):
-            LAB.rules("install")
+            LAB.rules("install", "--all-packets")
             reinstalls += 1
         for p in loops:
             out, err = p.communicate()
