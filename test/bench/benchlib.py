@@ -85,15 +85,15 @@ def nginx_requests(lab):
     return int(m.group(3)) - 1
 
 
-def start_console(lab, mode="ok"):
-    """test/bench/tiny_console.py on inst 127.0.0.1:CONSOLE_PORT; mode ok|slow|reset|hang.
+def start_console(lab, mode="ok", port=CONSOLE_PORT):
+    """test/bench/tiny_console.py on inst 127.0.0.1:port; mode ok|slow|reset|hang.
     Returns (Popen, factory URL)."""
-    p = lab.popen(lab.inst, [sys.executable, os.path.join(HERE, "tiny_console.py"), "--port", str(CONSOLE_PORT),
-                             "--mode", mode, "--log", os.path.join(lab.tmpdir, f"console-{mode}.log")],
+    p = lab.popen(lab.inst, [sys.executable, os.path.join(HERE, "tiny_console.py"), "--port", str(port),
+                             "--mode", mode, "--log", os.path.join(lab.tmpdir, f"console-{mode}-{port}.log")],
                   stdout=subprocess.PIPE)
     if p.stdout.readline().strip() != b"ready":
         raise RuntimeError("tiny_console did not start")
-    return p, f"http://127.0.0.1:{CONSOLE_PORT}/factory"
+    return p, f"http://127.0.0.1:{port}/factory"
 
 
 DEAD_FACTORY = "http://127.0.0.1:1/factory"  # nothing listens: hits go to the spool
