@@ -79,10 +79,16 @@ def start_nginx(lab):
 
 
 def nginx_requests(lab):
-    """Requests nginx has handled so far (stub_status), not counting this query itself."""
+    """nginx's request counter (stub_status). It includes earlier status queries but not this
+    one; use served_since() for the requests between two readings."""
     out = lab.run(lab.imds, ["curl", "-s", f"http://127.0.0.1:{STATUS_PORT}/"]).stdout
     m = re.search(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s*$", out, re.M)
-    return int(m.group(3)) - 1
+    return int(m.group(3))
+
+
+def served_since(lab, n0):
+    """Metadata requests nginx served since the reading n0 (the status query of n0 excluded)."""
+    return nginx_requests(lab) - n0 - 1
 
 
 def start_console(lab, mode="ok", port=CONSOLE_PORT):

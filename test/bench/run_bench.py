@@ -100,7 +100,12 @@ class Bench:
                 hits = daemon.hit_lines()
                 # wrk counts completed replies; a request in flight when wrk stops is seen too.
                 if hits < served:
-                    self.problems.append(f"{config} round {rnd}: daemon reported {hits} hits for {served} requests")
+                    last = [l for l in daemon.stderr().splitlines() if "counters:" in l][-1:]
+                    keys = ("requests", "hits", "events_dropped", "gaps", "flows_evicted", "enobufs",
+                            "retransmitted_bytes", "published", "spooled", "spool_write_errors")
+                    got = dict(re.findall(r"([\w.]+)=(\d+)", last[0])) if last else {}
+                    self.problems.append(f"{config} round {rnd}: daemon reported {hits} hits for {served} requests; "
+                                         + " ".join(f"{k}={got.get(k)}" for k in keys))
                 m = re.findall(r"enobufs=(\d+)", daemon.stderr())
                 if m and int(m[-1]):
                     self.problems.append(f"{config} round {rnd}: daemon saw ENOBUFS {m[-1]} times")

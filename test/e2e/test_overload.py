@@ -94,13 +94,14 @@ class OverloadTest(unittest.TestCase):
         conns = max(2, math.ceil(target / 850))
         d = self.daemon("--fold-window", "0")
         self.assertTrue(wait_registered(d), d.stderr())
+        time.sleep(1)  # the daemon's own (marked, unqueued) metadata look-ups around registration
         n0 = B.nginx_requests(LAB)
         r = LAB.run(LAB.inst, ["wrk", "-t2", f"-c{conns}", f"-d{SUSTAIN_S}s", "--timeout", "5s", "-s", script,
                                f"{lablib.URL4}{B.PATH}"], timeout=SUSTAIN_S + 30)
         res = B.parse_wrk(r.stdout)
         self.assertQueueClean("sustained")
         time.sleep(0.5)
-        served = B.nginx_requests(LAB) - n0
+        served = B.served_since(LAB, n0)
         c = usr1_counters(d)
         self.assertEqual(d.stop(), 0)
         hits = d.hit_lines()
@@ -129,7 +130,7 @@ class OverloadTest(unittest.TestCase):
             st = LAB.queue_stats(LAB.inst).get(0)
             peak = max(peak, st.waiting if st else 0)
             time.sleep(0.2)
-        n_b = B.nginx_requests(LAB)
+        n_b = B.served_since(LAB, n_a) + n_a
         st_stopped = LAB.queue_stats(LAB.inst).get(0)
         os.kill(d.pid, signal.SIGCONT)
         out, _ = wrk.communicate(timeout=total + 30)
@@ -186,16 +187,23 @@ class OverloadTest(unittest.TestCase):
             else:
                 con, url = B.start_console(LAB, mode, port=B.CONSOLE_PORT + 1 + i)
             d = self.daemon("--fold-window", "0", "--backoff-max-ms", "2000", factory=url)
+            if mode == "ok":
+                self.assertTrue(wait_registered(d), d.stderr())
+            time.sleep(1)  # the daemon's own (marked, unqueued) metadata look-ups at start
             n0 = B.nginx_requests(LAB)
             res = B.wrk(LAB, 2, 8, 3)
             self.assertQueueClean(f"console {mode}")
             time.sleep(0.3)
-            served = B.nginx_requests(LAB) - n0
+            served = B.served_since(LAB, n0)
             self.assertEqual(d.stop(timeout=20), 0, f"console {mode}: {d.stderr()[-300:]}")
             hits = d.hit_lines()
             results[mode] = res["rps"]
             self.assertEqual((res["errors"], res["non2xx"]), (0, 0), f"console {mode}")
-            self.assertEqual(hits, served, f"console {mode}: hits vs served")
+            # While registration keeps failing, the daemon retries it, and each attempt makes its
+            # own metadata look-ups (marked, never queued, but served by nginx): a few extra.
+            self.assertGreaterEqual(hits, res["requests"], f"console {mode}: hits vs completed requests")
+            self.assertLessEqual(hits, served, f"console {mode}")
+            self.assertGreaterEqual(hits, served - 30, f"console {mode}: hits vs served")
             if con is not None:
                 LAB.stop(con)
         measure("console: keep-alive req/s by console state: " + ", ".join(f"{k} {v:.0f}" for k, v in results.items()))
@@ -208,19 +216,20 @@ class OverloadTest(unittest.TestCase):
             state = os.path.join(mnt, "state")
             d = self.daemon("--fold-window", "0", state_dir=state, factory=B.DEAD_FACTORY)
             filler = os.path.join(mnt, "filler")
-            with open(filler, "wb") as fh:
-                try:
-                    while True:
-                        fh.write(b"\0" * 4096)
-                        fh.flush()
-                except OSError:
-                    pass
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
             n0 = B.nginx_requests(LAB)
             res = B.wrk(LAB, 2, 8, 2)
             self.assertEqual((res["errors"], res["non2xx"]), (0, 0))
             self.assertQueueClean("disk full")
             time.sleep(0.5)
-            served = B.nginx_requests(LAB) - n0
+            served = B.served_since(LAB, n0)
             c_full = usr1_counters(d)
             said = [l for l in d.stderr().splitlines() if re.search(r"spool|space|ENOSPC|disk", l, re.I)
                     and "counters:" not in l]
