@@ -86,22 +86,28 @@ class RulesTest(unittest.TestCase):
             out = LAB.run(LAB.inst, [tool, "-t", "mangle"]).stdout
             return sum(1 for line in out.splitlines() if pattern in line)
 
+        # Queue rules per chain: 4 with --payload-only (the default: payload, unusual headers,
+        # FIN, RST), 1 with --all-packets.
+        per_chain = 4
         for _ in range(2):
             LAB.rules("install")
         for fam in (4, 6):
-            self.assertEqual(count("-j NFQUEUE", fam), 2, f"IPv{fam} queue rules")
+            self.assertEqual(count("-j NFQUEUE", fam), 2 * per_chain, f"IPv{fam} queue rules")
             self.assertEqual(count("-j NFQ_APEEPER_OUT", fam), 1, f"IPv{fam} OUTPUT jumps")
             self.assertEqual(count("-j NFQ_APEEPER_FWD", fam), 1, f"IPv{fam} PREROUTING jumps")
             self.assertEqual(count("--mark 0x4e46", fam), 2, f"IPv{fam} own-traffic rules")
         # A reinstall with another queue number replaces the rules in place.
         LAB.rules("install", "--queue-num", "7")
         for fam in (4, 6):
-            self.assertEqual(count("--queue-num 7", fam), 2)
+            self.assertEqual(count("--queue-num 7", fam), 2 * per_chain)
             self.assertEqual(count("--queue-num 0", fam), 0)
         LAB.rules("install", "--no-forward", "--no-ipv6")
         self.assertEqual(count("NFQ_APEEPER_FWD", 4), 0)
-        self.assertEqual(count("-j NFQUEUE", 4), 1)
+        self.assertEqual(count("-j NFQUEUE", 4), per_chain)
         self.assertEqual(count("NFQ_APEEPER", 6), 0)
+        LAB.rules("install", "--all-packets")
+        self.assertEqual(count("-j NFQUEUE", 4), 2)
+        self.assertEqual(count("-m u32", 4), 0)
         LAB.rules("install")
         LAB.rules("remove")
         self.assertEqual(self.our_lines(), [])
@@ -155,7 +161,9 @@ class RulesTest(unittest.TestCase):
 
     # (f) Q3: reinstalling while requests flow never fails a request
     def test_f_reinstall_under_load(self):
-        LAB.rules("install")
+        # --all-packets: every packet reaching the service must have been queued (payload-only
+        # leaves pure ACKs out by design; test_payload_only.py covers that mode).
+        LAB.rules("install", "--all-packets")
         self.consumer = LAB.start_accept_all(0)
         # Every packet that reaches the service must have passed the queue: a reinstall that
         # left a moment without the queue rule would let some through unqueued.
@@ -171,7 +179,7 @@ class RulesTest(unittest.TestCase):
             loops.append(LAB.popen(ns_of(ns), script, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         reinstalls = 0
         while any(p.poll() is None for p in loops):
-            LAB.rules("install")
+            LAB.rules("install", "--all-packets")
             reinstalls += 1
         for p in loops:
             out, err = p.communicate()
