@@ -211,7 +211,6 @@ void HttpRequestParser::Emit(OnRequest on_request) {
   line_.clear();
   value_.clear();
   name_.clear();
-  if (requests_ >= kMaxRequestsPerFlow) StopFollowing();
 }
 
 void HttpRequestParser::StopFollowing() noexcept {
@@ -510,7 +509,6 @@ void HttpRequestParser::EndOfHead(OnRequest on_request) {
   const bool unframed = transfer_encoding_seen_ || content_length_bad_;
   const uint64_t body = current_.content_length;
   Emit(on_request);
-  if (state_ == State::kIgnore) return;  // request cap reached
   if (unframed) {
     // Chunked (or unknown) framing: the next request's start cannot be found cheaply.
     StopFollowing();

@@ -19,7 +19,6 @@ inline constexpr size_t kMaxRequestLine = 8 * 1024;   // bytes before the LF, CR
 inline constexpr size_t kMaxHeaderBlock = 16 * 1024;  // after the request line, CRLFs included
 inline constexpr size_t kMaxHeaderValue = 512;        // per stored value (and joined forwarded)
 inline constexpr size_t kMaxMethod = 64;              // longer "methods" are not HTTP
-inline constexpr uint32_t kMaxRequestsPerFlow = 1000;
 }  // namespace http_limits
 
 class HttpRequestParser {
@@ -43,7 +42,8 @@ class HttpRequestParser {
   void Finish(OnRequest on_request);
 
   // False after non-HTTP bytes, a chunked (or otherwise unframed) body, an oversized head,
-  // an HTTP/0.9 request, an unusable Content-Length, or kMaxRequestsPerFlow requests.
+  // an HTTP/0.9 request or an unusable Content-Length. The number of requests on a
+  // flow is not capped: a cap would be a blind spot, and each request costs bounded work.
   bool following() const noexcept { return state_ != State::kIgnore; }
 
   // Back to the start of a flow (following again, request count zero).

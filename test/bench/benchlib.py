@@ -42,7 +42,7 @@ events {{ worker_connections 4096; }}
 http {{
   access_log off;
   client_body_temp_path {dir}/body;
-  keepalive_requests 1000;  # nginx's default; the daemon follows at most 1000 requests per connection
+  keepalive_requests 1000;  # nginx's default
   keepalive_timeout 120s;
   server {{
     listen 169.254.169.254:80 backlog=4096;

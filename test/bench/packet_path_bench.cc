@@ -31,8 +31,8 @@ using testing::TcpSpec;
 constexpr std::string_view kRequest =
     "GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\n"
     "User-Agent: aws-sdk-go/1.44.0\r\nAccept: */*\r\n\r\n";
-// The parser stops following a connection after 1000 requests; a SYN on the same tuple
-// starts it over. One SYN every kRestartEvery requests is part of the measured work.
+// One SYN every kRestartEvery requests (a new connection on the same tuple) is part of the
+// measured work, as with real keep-alive clients.
 constexpr uint32_t kRestartEvery = 500;
 
 struct Fixture {
