@@ -125,11 +125,12 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       "payload_bytes={} flows={} flows_created={} flows_evicted={} flows_expired={} "
       "flows_closed={} retransmissions={} inconsistent={} out_of_order={} holes={} requests={} "
       "hits={} filtered={} "
-      "events_dropped={}",
+      "events_dropped={} overflow_summaries={}",
       q.packets, q.bytes, q.verdicts, q.verdict_errors, q.enobufs, q.recv_errors,
       q.malformed_messages, parse_errors, c.not_metadata, c.truncated_packets, c.payload_bytes,
       inspector.flow_count(), c.flows_created, c.flows_evicted, c.flows_expired, c.flows_closed,
-      c.retransmissions, c.inconsistent, c.out_of_order, c.holes, c.requests, c.hits, c.filtered, c.events_dropped);
+      c.retransmissions, c.inconsistent, c.out_of_order, c.holes, c.requests, c.hits, c.filtered, c.events_dropped,
+      c.overflow_summaries);
   for (size_t i = 1; i < c.parse_errors.size(); ++i) {
     if (c.parse_errors[i] != 0) {
       line += fmt::format(" parse_error.{}={}", PacketErrorName(static_cast<PacketError>(i)),
@@ -387,7 +388,8 @@ int RunDaemon(int argc, char** argv) {
         reported_enobufs = queue.counters().enobufs;
       }
       if (inspector.counters().events_dropped != reported_dropped) {
-        Log(fmt::format("dropped {} hits: the alert queue was full (--event-queue-cap)",
+        Log(fmt::format("the alert queue was full: {} hits are reported as counts in summary hits "
+                        "flagged queue_overflow (raise --event-queue-cap)",
                         inspector.counters().events_dropped - reported_dropped));
         reported_dropped = inspector.counters().events_dropped;
       }

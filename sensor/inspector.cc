@@ -158,6 +158,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
 }
 
 void Inspector::Tick() {
+  FlushOverflow();
   counters_.flows_expired += flows_.ExpireIdle(FlowTable::Clock::now(), [this](Flow& flow) { FinishFlow(flow); });
 }
 
@@ -205,9 +206,33 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
   hit.hook = HookName(flow.hook);
   hit.host = request.host;
   hit.user_agent = request.user_agent;
-  InspectorEvent event{std::move(hit), flow.key, flow.hook, flow.indev,
-                       std::chrono::steady_clock::now()};
-  if (!events_->TryPush(std::move(event))) ++counters_.events_dropped;
+  Publish(InspectorEvent{std::move(hit), flow.key, flow.hook, flow.indev,
+                         std::chrono::steady_clock::now()});
+}
+
+void Inspector::Publish(InspectorEvent&& event) {
+  FlushOverflow();
+  if (overflow_count_ == 0 && events_->TryPush(std::move(event))) return;
+  // The alert thread is behind. The hit's details are lost, but not the request: it is
+  // counted into one summary hit that goes out as soon as the queue has room.
+  ++counters_.events_dropped;
+  if (overflow_count_ == 0) {
+    overflow_ = std::move(event);  // the first dropped hit stands for all of them
+  } else {
+    overflow_.hit.last = event.hit.last;
+  }
+  overflow_count_ += event.hit.count;
+}
+
+void Inspector::FlushOverflow() {
+  if (overflow_count_ == 0) return;
+  InspectorEvent summary = overflow_;
+  summary.hit.count = overflow_count_;
+  summary.hit.flags += summary.hit.flags.empty() ? "queue_overflow" : ",queue_overflow";
+  if (events_->TryPush(std::move(summary))) {
+    ++counters_.overflow_summaries;
+    overflow_count_ = 0;
+  }
 }
 
 }  // namespace nfq::sensor

@@ -51,7 +51,8 @@ struct InspectorCounters {
   uint64_t requests = 0;
   uint64_t hits = 0;             // requests the filter alerted on
   uint64_t filtered = 0;         // requests the filter let pass silently
-  uint64_t events_dropped = 0;   // hits lost because the alert queue was full
+  uint64_t events_dropped = 0;   // hits whose details were lost because the alert queue was full
+  uint64_t overflow_summaries = 0;  // summary hits that carried their count (flag queue_overflow)
 };
 
 struct InspectorConfig {
@@ -84,6 +85,8 @@ class Inspector {
   void Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags);
   void FinishFlow(Flow& flow);
   void OnHole(Flow& flow);
+  void Publish(InspectorEvent&& event);
+  void FlushOverflow();
   void OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags);
 
   InspectorConfig config_;
@@ -93,6 +96,8 @@ class Inspector {
   FlowTable flows_;
   Flow evicted_;  // scratch for the flow that FindOrCreate pushed out
   InspectorCounters counters_;
+  InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest
+  uint64_t overflow_count_ = 0;  // requests not yet reported because the queue was full
 };
 
 // True for 169.254.169.254:80 and [fd00:ec2::254]:80.

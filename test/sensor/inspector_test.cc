@@ -183,9 +183,31 @@ TEST_F(SmallInspectorTest, FlowCapEvictsAndReportsWhatWasSeen) {
   for (uint16_t port = 1; port <= 40; ++port) Send(MetadataV4(port), "GET /stalled");
   EXPECT_EQ(inspector_.flow_count(), 16u);
   EXPECT_EQ(inspector_.counters().flows_evicted, 24u);
-  // 24 truncated hits, the ring holds 8: the rest are counted, never silent.
+  // 24 truncated hits, the ring holds 8: the rest are counted, never silent, and their
+  // count reaches the alert thread in a summary hit as soon as there is room.
   EXPECT_EQ(Drain().size(), 8u);
   EXPECT_EQ(inspector_.counters().events_dropped, 16u);
+  inspector_.Tick();
+  auto summary = Drain();
+  ASSERT_EQ(summary.size(), 1u);
+  EXPECT_EQ(summary[0].count, 16u);
+  EXPECT_NE(summary[0].flags.find("queue_overflow"), std::string::npos);
+  EXPECT_EQ(inspector_.counters().overflow_summaries, 1u);
+}
+
+TEST_F(SmallInspectorTest, CountsAddUpThroughAFullQueue) {
+  uint64_t total = 0;
+  for (uint16_t i = 0; i < 100; ++i) {
+    Send(MetadataV4(static_cast<uint16_t>(1000 + i)), "GET /latest/meta-data/ HTTP/1.1\r\n\r\n");
+    if (i % 30 == 29) {
+      for (const auto& hit : Drain()) total += hit.count;
+    }
+  }
+  inspector_.Tick();
+  for (const auto& hit : Drain()) total += hit.count;
+  inspector_.Tick();
+  for (const auto& hit : Drain()) total += hit.count;
+  EXPECT_EQ(total, 100u);
 }
 
 }  // namespace
