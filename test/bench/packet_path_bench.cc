@@ -62,7 +62,7 @@ struct Fixture {
   }
   void Drain() {
     while (auto hit = events.TryPop()) {
-      benchmark::DoNotOptimize(hit->url.data());
+      benchmark::DoNotOptimize(hit->hit.url.data());
       ++drained;
     }
   }
