@@ -112,8 +112,40 @@ KernelQueueStats ReadKernelQueueStats(uint16_t queue_num) {
   return stats;
 }
 
+// Watches the kernel's side of the queue. With fail-open, packets that find the queue full are
+// accepted without being queued and the kernel counts nothing: a queue near its length is the
+// only sign that requests passed unseen. Sampled once a second off the packet thread.
+class QueueWatch {
+ public:
+  QueueWatch(uint16_t queue_num, uint32_t maxlen) : queue_num_(queue_num), maxlen_(maxlen) {}
+
+  void Sample() {
+    const KernelQueueStats stats = ReadKernelQueueStats(queue_num_);
+    const bool full = stats.found && stats.waiting * 10 >= uint64_t{maxlen_} * 9;
+    if (full && !in_episode_) {
+      episodes_.fetch_add(1, std::memory_order_relaxed);
+      Log(fmt::format("queue {} is full ({} of {} waiting): fail-open is passing packets unseen "
+                      "until the daemon catches up",
+                      queue_num_, stats.waiting, maxlen_));
+    }
+    if (full) full_seconds_.fetch_add(1, std::memory_order_relaxed);
+    if (!full && in_episode_) Log(fmt::format("queue {} has room again", queue_num_));
+    in_episode_ = full;
+  }
+  uint64_t episodes() const { return episodes_.load(std::memory_order_relaxed); }
+  uint64_t full_seconds() const { return full_seconds_.load(std::memory_order_relaxed); }
+
+ private:
+  uint16_t queue_num_;
+  uint32_t maxlen_;
+  bool in_episode_ = false;
+  std::atomic<uint64_t> episodes_{0};
+  std::atomic<uint64_t> full_seconds_{0};
+};
+
 std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, const SinkSet& sinks,
-                           const Attributor& attributor, uint16_t queue_num) {
+                           const Attributor& attributor, const QueueWatch& queue_watch,
+                           uint64_t loop_stalls, uint16_t queue_num) {
   const QueueCounters& q = queue.counters();
   const InspectorCounters& c = inspector.counters();
   uint64_t parse_errors = 0;
@@ -148,6 +180,8 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       "attribution.timeouts={} attribution.evicted={}",
       a.requested, a.late_requested, a.dropped_at_cap, a.resolved, a.gone, a.not_found,
       a.timeouts, a.evicted);
+  line += fmt::format(" queue_full_episodes={} queue_full_seconds={} loop_stalls={}",
+                      queue_watch.episodes(), queue_watch.full_seconds(), loop_stalls);
   const std::string sink_counters = sinks.FormatCounters();
   if (!sink_counters.empty()) line += " " + sink_counters;
   return line;
@@ -208,11 +242,13 @@ void Attribute(InspectorEvent& event, Attributor* attributor) {
 // thread writes after pushing, and at least every 100 ms so sinks can run their timers.
 class AlertThread {
  public:
-  AlertThread(Inspector::EventRing* ring, SinkSet* sinks, int wake_fd, Attributor* attributor)
+  AlertThread(Inspector::EventRing* ring, SinkSet* sinks, int wake_fd, Attributor* attributor,
+              QueueWatch* queue_watch)
       : ring_(ring),
         sinks_(sinks),
         wake_fd_(wake_fd),
         attributor_(attributor),
+        queue_watch_(queue_watch),
         thread_([this] { Run(); }) {}
   ~AlertThread() { Stop(); }
 
@@ -237,6 +273,10 @@ class AlertThread {
       Drain();
       if (stop_.load(std::memory_order_acquire)) break;
       sinks_->Tick();
+      if (const auto now = std::chrono::steady_clock::now(); now >= next_sample_) {
+        queue_watch_->Sample();
+        next_sample_ = now + std::chrono::seconds(1);
+      }
       pollfd pfd{wake_fd_, POLLIN, 0};
       if (poll(&pfd, 1, 100) > 0) {
         uint64_t value;
@@ -251,6 +291,8 @@ class AlertThread {
   SinkSet* sinks_;
   int wake_fd_;
   Attributor* attributor_;
+  QueueWatch* queue_watch_;
+  std::chrono::steady_clock::time_point next_sample_{};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -351,7 +393,9 @@ int RunDaemon(int argc, char** argv) {
   inspector_config.flow_idle = std::chrono::seconds(opts.flow_idle_seconds);
   Attributor attributor{AttributorConfig{}};
   Inspector inspector(inspector_config, filter, &events, &attributor);
-  AlertThread alert_thread(&events, sinks.get(), wake_fd.get(), &attributor);
+  QueueWatch queue_watch(opts.queue_num, opts.queue_maxlen);
+  uint64_t loop_stalls = 0;
+  AlertThread alert_thread(&events, sinks.get(), wake_fd.get(), &attributor, &queue_watch);
 
   Log(fmt::format("started {}: queue {} (maxlen {}, rcvbuf {} bytes), paths: {}", NFQ_APEEPER_VERSION,
                   opts.queue_num, opts.queue_maxlen, queue.rcvbuf_bytes(), filter->Describe()));
@@ -377,8 +421,16 @@ int RunDaemon(int argc, char** argv) {
       }
     }
     if (fds[2].revents) {
-      uint64_t expirations;
-      [[maybe_unused]] auto n = ::read(timer_fd.get(), &expirations, sizeof expirations);
+      uint64_t expirations = 0;
+      if (::read(timer_fd.get(), &expirations, sizeof expirations) == sizeof expirations &&
+          expirations > 2) {
+        // The loop did not run for seconds (SIGSTOP, starvation): the queue may have filled,
+        // and fail-open then passes packets that nobody reads.
+        ++loop_stalls;
+        Log(fmt::format("the packet loop was stalled for about {} s: requests beyond the queue "
+                        "length (--queue-maxlen {}) may have passed unseen (fail-open)",
+                        expirations, opts.queue_maxlen));
+      }
       inspector.Tick();
       Notify("WATCHDOG=1");
       if (queue.counters().enobufs != reported_enobufs) {
@@ -416,7 +468,7 @@ int RunDaemon(int argc, char** argv) {
             break;
           }
           case SIGUSR1:
-            Log(FormatCounters(queue, inspector, *sinks, attributor, opts.queue_num));
+            Log(FormatCounters(queue, inspector, *sinks, attributor, queue_watch, loop_stalls, opts.queue_num));
             break;
           default:
             break;
@@ -428,7 +480,7 @@ int RunDaemon(int argc, char** argv) {
   Notify("STOPPING=1");
   // Counters first, while the kernel still shows the queue; the verdicts Close sends for
   // what was still waiting show in the last line.
-  Log(FormatCounters(queue, inspector, *sinks, attributor, opts.queue_num));
+  Log(FormatCounters(queue, inspector, *sinks, attributor, queue_watch, loop_stalls, opts.queue_num));
   queue.Close();
   alert_thread.Stop();
   Log(fmt::format("stopped: packets={} verdicts={} verdict_errors={} enobufs={}",
