@@ -101,7 +101,7 @@ class Bench:
                 # wrk counts completed replies; a request in flight when wrk stops is seen too.
                 if hits < served:
                     last = [l for l in daemon.stderr().splitlines() if "counters:" in l][-1:]
-                    keys = ("requests", "hits", "events_dropped", "gaps", "flows_evicted", "enobufs",
+                    keys = ("requests", "hits", "events_dropped", "holes", "flows_evicted", "enobufs",
                             "retransmitted_bytes", "published", "spooled", "spool_write_errors")
                     got = dict(re.findall(r"([\w.]+)=(\d+)", last[0])) if last else {}
                     self.problems.append(f"{config} round {rnd}: daemon reported {hits} hits for {served} requests; "

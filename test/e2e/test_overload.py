@@ -113,7 +113,7 @@ class OverloadTest(unittest.TestCase):
         self.assertEqual((res["errors"], res["non2xx"]), (0, 0), r.stdout)
         self.assertGreater(res["requests"], 0)  # the rate reached is measured, not asserted (shared CPUs)
         self.assertEqual(hits, served, "hits do not add up to requests served")
-        self.assertEqual((c.get("enobufs"), c.get("events_dropped"), c.get("gaps")), (0, 0, 0))
+        self.assertEqual((c.get("enobufs"), c.get("events_dropped"), c.get("holes")), (0, 0, 0))
 
     def test_2_stop_and_cont_under_load(self):
         maxlen, stop_s = 64, 5
@@ -147,13 +147,15 @@ class OverloadTest(unittest.TestCase):
                 f"peak waiting {peak} (= held requests), answered while stopped {n_b - n_a} "
                 f"({passed_rate:.0f} req/s, fail-open), kernel queue_dropped {st_stopped.queue_dropped}, "
                 f"max latency {max_latency_ms} ms, wrk errors {res['errors']}, total {res['requests']} requests, "
-                f"daemon gaps {c.get('gaps')} enobufs {c.get('enobufs')}")
+                f"daemon holes {c.get("holes")} enobufs {c.get('enobufs')}")
         lost = [l for l in d.stderr().splitlines() if re.search(r"full|fail.open|lost|overflow", l, re.I)]
         measure(f"stop_cont: daemon lines about lost visibility: {lost[:3] or 'none'}")
         self.assertEqual(res["errors"], 0, out)
         self.assertEqual(peak, maxlen, "the queue should have filled while the daemon was stopped")
         self.assertGreater(n_b - n_a, 0, "nothing answered while the daemon was stopped (fail-open)")
         self.assertGreater(max_latency_ms or 0, (stop_s - 1) * 1000, "held requests should wait for CONT")
+        self.assertTrue(any("stalled" in l for l in lost), "the daemon must report the lost visibility")
+        self.assertGreaterEqual(c.get("loop_stalls", 0), 1)
 
     def test_3_kill9_and_restart_every_second(self):
         state = os.path.join(LAB.tmpdir, "state-kill9")
