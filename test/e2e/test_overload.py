@@ -109,7 +109,7 @@ class OverloadTest(unittest.TestCase):
         measure(f"sustained: floor {f['rps']:.0f} req/s, target {target:.0f}, achieved {res['rps']:.0f} req/s "
                 f"({conns} connections, {SUSTAIN_S} s); served {served}, hits {hits}, errors {res['errors']}, "
                 f"non2xx {res['non2xx']}, enobufs {c.get('enobufs')}, events_dropped {c.get('events_dropped')}, "
-                f"gaps {c.get('gaps')}")
+                f"holes {c.get('holes')}")
         self.assertEqual((res["errors"], res["non2xx"]), (0, 0), r.stdout)
         self.assertGreater(res["requests"], 0)  # the rate reached is measured, not asserted (shared CPUs)
         self.assertEqual(hits, served, "hits do not add up to requests served")
@@ -147,7 +147,7 @@ class OverloadTest(unittest.TestCase):
                 f"peak waiting {peak} (= held requests), answered while stopped {n_b - n_a} "
                 f"({passed_rate:.0f} req/s, fail-open), kernel queue_dropped {st_stopped.queue_dropped}, "
                 f"max latency {max_latency_ms} ms, wrk errors {res['errors']}, total {res['requests']} requests, "
-                f"daemon holes {c.get("holes")} enobufs {c.get('enobufs')}")
+                f"daemon holes {c.get('holes')} enobufs {c.get('enobufs')}")
         lost = [l for l in d.stderr().splitlines() if re.search(r"full|fail.open|lost|overflow", l, re.I)]
         measure(f"stop_cont: daemon lines about lost visibility: {lost[:3] or 'none'}")
         self.assertEqual(res["errors"], 0, out)
@@ -203,7 +203,7 @@ class OverloadTest(unittest.TestCase):
             hits = d.hit_lines()
             measure(f"console {mode}: {res['rps']:.0f} req/s, completed {res['requests']}, served {served}, "
                     f"hits {hits}, requests {c.get('requests')}, events_dropped {c.get('events_dropped')}, "
-                    f"gaps {c.get('gaps')}, stdout.write_errors {c.get('stdout.write_errors')}")
+                    f"holes {c.get('holes')}, stdout.write_errors {c.get('stdout.write_errors')}")
             results[mode] = res["rps"]
             self.assertEqual((res["errors"], res["non2xx"]), (0, 0), f"console {mode}")
             # While registration keeps failing, the daemon retries it, and each attempt makes its
