@@ -134,8 +134,14 @@ class LightDaemon:
         return proc_status_kib(self.pid, "VmHWM")
 
     def hit_lines(self):
+        """Requests reported on the event log: the sum of the hits' counts (a summary hit
+        flagged queue_overflow stands for the requests whose details the full queue lost)."""
+        total = 0
         with open(self.out_path, "rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+            for line in f:
+                m = re.search(rb'"count":(\d+)', line)
+                total += int(m.group(1)) if m else 1
+        return total
 
     def stderr(self):
         with open(self.err_path, "rb") as f:
