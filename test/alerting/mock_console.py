@@ -145,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
             q = urllib.parse.parse_qs(u.query, keep_blank_values=True)
             record("hits.jsonl", {"path": u.path, "raw_query": u.query,
                                   "query": {k: v[0] for k, v in q.items()},
-                                  "ua": self.headers.get("User-Agent")})
+                                  "ua": self.headers.get("User-Agent"), "received": time.time()})
             return self.reply(200, b"GIF89a", "image/gif")
         self.reply(404)
 

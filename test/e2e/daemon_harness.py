@@ -40,13 +40,13 @@ class Daemon:
     """nfq-apeeper in lab.inst with --log-format json; .hits collects the event lines,
     .stderr_lines the diagnostics."""
 
-    def __init__(self, lab, *args, queue_num=0, state_dir=None, wait=True):
+    def __init__(self, lab, *args, queue_num=0, state_dir=None, wait=True, env=None):
         self.lab = lab
         self.queue_num = queue_num
         self.state_dir = state_dir or os.path.join(lab.tmpdir, f"state-{time.monotonic_ns()}")
         argv = [daemon_binary(), "--queue-num", str(queue_num), "--state-dir", self.state_dir,
                 "--log-format", "json", *args]
-        self.proc = lab.popen(lab.inst, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = lab.popen(lab.inst, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.hits = []
         self.stderr_lines = []
         self.stdout_raw = []
