@@ -59,8 +59,10 @@ def setUpModule():
 class ConsoleTest(unittest.TestCase):
     def start(self):
         env = dict(os.environ, NFQ_APEEPER_FACTORY=CONSOLE["factory"])
-        return Daemon(LAB, "--fold-window", "0", "--backoff-initial-ms", "100", "--backoff-max-ms", "500",
-                      state_dir=CONSOLE["state"], env=env)
+        d = Daemon(LAB, "--fold-window", "0", "--backoff-initial-ms", "100", "--backoff-max-ms", "500",
+                   state_dir=CONSOLE["state"], env=env)
+        self.addCleanup(lambda: d.proc.poll() is None and d.stop())
+        return d
 
     def delivered(self, url):
         return [h for h in console_records("hits.jsonl") if h["query"].get("url") == url]
@@ -81,7 +83,8 @@ class ConsoleTest(unittest.TestCase):
         self.assertTrue(FIELDS <= set(q), sorted(FIELDS - set(q)))
         self.assertEqual((q["method"], q["imds"], q["count"], q["uid"]), ("GET", "v2", "1", "0"))
         self.assertTrue(q["src"].startswith(LAB.ADDR["inst_imds4"] + ":"), q)
-        self.assertIn("curl", q["cmdline"])
+        if q["pid"] not in ("", "-1"):  # attribution races a short-lived curl (docs/attribution.md)
+            self.assertIn("curl", q["cmdline"])
         self.assertTrue(hit[0]["ua"].startswith("nfq-apeeper/"))
 
         latencies = []
