@@ -1,5 +1,7 @@
 #include "sensor/http_parser.h"
 
+#include <cstring>
+
 #include <algorithm>
 #include <array>
 #include <limits>
@@ -155,9 +157,46 @@ void HttpRequestParser::Feed(std::string_view bytes, OnRequest on_request) {
       if (body_remaining_ == 0) state_ = State::kLineStart;
       continue;
     }
+    // Runs of ordinary bytes inside a line are taken in bulk; Step sees only the bytes that
+    // can change state. Exactly what byte-by-byte Step would do, within the same caps.
+    if (const size_t run = TakeRun(bytes.substr(i)); run > 0) {
+      i += run;
+      continue;
+    }
     Step(static_cast<uint8_t>(bytes[i]), on_request);
     ++i;
   }
+}
+
+size_t HttpRequestParser::TakeRun(std::string_view rest) {
+  if (state_ == State::kLineRest) {
+    if (line_.empty() || line_.back() == '\r' || line_.size() >= kMaxRequestLine) return 0;
+    const size_t max = std::min(rest.size(), kMaxRequestLine - line_.size());
+    size_t n = 0;
+    while (n < max) {
+      const auto b = static_cast<uint8_t>(rest[n]);
+      if ((b < 0x20 && b != '\t') || b == 0x7f) break;
+      ++n;
+    }
+    if (n == 0) return 0;
+    line_.append(rest.substr(0, n));
+    previous_byte_ = static_cast<uint8_t>(rest[n - 1]);
+    return n;
+  }
+  if (state_ == State::kHeaderValue || state_ == State::kHeaderSkipLine) {
+    if (header_bytes_ >= kMaxHeaderBlock) return 0;
+    const size_t max = std::min(rest.size(), kMaxHeaderBlock - header_bytes_);
+    const void* lf = std::memchr(rest.data(), '\n', max);
+    const size_t n = lf == nullptr ? max : static_cast<size_t>(static_cast<const char*>(lf) - rest.data());
+    if (n == 0) return 0;
+    header_bytes_ += n;
+    if (state_ == State::kHeaderValue && StoresValue() && value_.size() < kMaxHeaderValue) {
+      value_.append(rest.substr(0, std::min(n, kMaxHeaderValue - value_.size())));
+    }
+    previous_byte_ = static_cast<uint8_t>(rest[n - 1]);
+    return n;
+  }
+  return 0;
 }
 
 void HttpRequestParser::Finish(OnRequest on_request) {

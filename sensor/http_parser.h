@@ -80,6 +80,9 @@ class HttpRequestParser {
     kTransferEncoding,
   };
 
+  // Consumes a run of bytes that cannot change the state (inside a request line or a header
+  // value); returns how many (0: the next byte needs Step).
+  size_t TakeRun(std::string_view rest);
   void Step(uint8_t byte, OnRequest on_request);
   void StepHeader(uint8_t byte, OnRequest on_request);
   void CompleteRequestLine(OnRequest on_request);
