@@ -122,3 +122,18 @@ class Daemon:
     def all_output(self):
         with self._lock:
             return "\n".join(self.stdout_raw + self.stderr_lines)
+
+
+def run_tests(module_globals):
+    """The __main__ of an end-to-end test module: builds the lab (exit 77 where it cannot),
+    sets the module's LAB, runs its unittest cases, prints the queue totals, tears down."""
+    import unittest
+    lab = lablib.Lab()
+    module_globals["LAB"] = lab
+    lab.start()
+    try:
+        result = unittest.main(exit=False, verbosity=2).result
+        print_totals()
+    finally:
+        lab.close()
+    sys.exit(0 if result.wasSuccessful() else 1)

@@ -19,7 +19,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from daemon_harness import Daemon, lablib, print_totals  # noqa: E402
+from daemon_harness import Daemon, lablib, run_tests  # noqa: E402
 
 LAB = None
 URL4, URL6 = lablib.URL4, lablib.URL6
@@ -128,11 +128,4 @@ class EstablishedConnectionTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    LAB = lablib.Lab()
-    LAB.start()
-    try:
-        result = unittest.main(exit=False, verbosity=2).result
-        print_totals()
-    finally:
-        LAB.close()
-    sys.exit(0 if result.wasSuccessful() else 1)
+    run_tests(globals())

@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "deploy"))
 import unitfile  # noqa: E402
-from daemon_harness import lablib  # noqa: E402
+from daemon_harness import lablib, run_tests  # noqa: E402
 
 SRC = lablib.SOURCE_DIR
 FACTORY_PORT = 8089
@@ -364,10 +364,4 @@ class ServiceInLabTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    LAB = lablib.Lab()
-    LAB.start()
-    try:
-        result = unittest.main(exit=False, verbosity=2).result
-    finally:
-        LAB.close()
-    sys.exit(0 if result.wasSuccessful() else 1)
+    run_tests(globals())

@@ -9,7 +9,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from daemon_harness import Daemon, lablib, print_totals  # noqa: E402
+from daemon_harness import Daemon, lablib, run_tests  # noqa: E402
 
 LAB = None
 DEAD_FACTORY = "http://127.0.0.1:1/factory"  # no console: hits go to the spool (and stdout)
@@ -90,11 +90,4 @@ class PayloadOnlyTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    LAB = lablib.Lab()
-    LAB.start()
-    try:
-        result = unittest.main(exit=False, verbosity=2).result
-        print_totals()
-    finally:
-        LAB.close()
-    sys.exit(0 if result.wasSuccessful() else 1)
+    run_tests(globals())
