@@ -7,7 +7,8 @@
 
 namespace nfq::alerting {
 
-// Owns one file descriptor; move-only.
+// Owns one file descriptor; move-only. close() is never retried: on Linux the descriptor is
+// gone after the first call whatever it returns, and a retry could close a reused number.
 class UniqueFd {
  public:
   UniqueFd() = default;

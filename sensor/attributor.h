@@ -29,7 +29,7 @@
 #include "sensor/packet.h"
 #include "sensor/process_lookup.h"
 #include "sensor/spsc_ring.h"
-#include "sensor/unique_fd.h"
+#include "alerting/file_util.h"
 
 namespace nfq::sensor {
 
@@ -111,7 +111,7 @@ class Attributor {
   Resolver resolver_;
   SpscRing<Request_> requests_;
   bool wake_pending_ = false;  // packet thread only
-  UniqueFd wake_fd_;
+  alerting::UniqueFd wake_fd_;
 
   mutable std::mutex mutex_;
   std::condition_variable resolved_cv_;

@@ -38,7 +38,7 @@
 #include "sensor/nfqueue.h"
 #include "sensor/options.h"
 #include "sensor/sinks.h"
-#include "sensor/unique_fd.h"
+#include "alerting/file_util.h"
 
 namespace nfq::sensor {
 namespace {
@@ -189,26 +189,9 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
 
 // Returns an error line, or empty when DIR exists (or was created, mode 0700) and is writable.
 std::string PrepareStateDir(const std::string& dir) {
-  struct stat st {};
-  if (stat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT) return fmt::format("state dir {}: {}", dir, std::strerror(errno));
-    // Create parents as needed.
-    for (size_t pos = 1; pos != std::string::npos;) {
-      pos = dir.find('/', pos + 1);
-      const std::string part = dir.substr(0, pos);
-      if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
-        return fmt::format("cannot create state dir {}: {}; fix: create it or pass --state-dir",
-                           part, std::strerror(errno));
-      }
-    }
-  } else if (!S_ISDIR(st.st_mode)) {
-    return fmt::format("state dir {} is not a directory; fix: pass --state-dir", dir);
-  }
-  if (access(dir.c_str(), W_OK | X_OK) != 0) {
-    return fmt::format("state dir {} is not writable: {}; fix: run as root or pass --state-dir",
-                       dir, std::strerror(errno));
-  }
-  return {};
+  std::string error;
+  if (alerting::EnsurePrivateDir(dir, &error)) return {};
+  return fmt::format("{}; fix: create it, run as root, or pass --state-dir", error);
 }
 
 // How long a hit waits for its flow's attribution, counted from when the packet thread made
@@ -362,9 +345,9 @@ int RunDaemon(int argc, char** argv) {
   sigset_t blocked = signals;
   sigaddset(&blocked, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
-  UniqueFd signal_fd(signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
-  UniqueFd timer_fd(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-  UniqueFd wake_fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  alerting::UniqueFd signal_fd(signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
+  alerting::UniqueFd timer_fd(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  alerting::UniqueFd wake_fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!signal_fd || !timer_fd || !wake_fd) {
     Log(fmt::format("cannot create signalfd/timerfd/eventfd: {}", std::strerror(errno)));
     return kExitCannotStart;

@@ -12,7 +12,7 @@
 #include <charconv>
 #include <vector>
 
-#include "sensor/unique_fd.h"
+#include "alerting/file_util.h"
 
 namespace nfq::sensor {
 namespace {
@@ -23,7 +23,7 @@ constexpr size_t kReadCap = 16 * 1024;  // cgroup files of nested containers sta
 
 // Reads up to cap bytes of a (proc) file; nullopt when it cannot be opened or read.
 std::optional<std::string> ReadSmallFile(const std::string& path, size_t cap = kReadCap) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  alerting::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return std::nullopt;
   std::string out;
   std::array<char, 4096> chunk;

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "sensor/packet.h"
-#include "sensor/unique_fd.h"
+#include "alerting/file_util.h"
 
 namespace nfq::sensor {
 
@@ -64,7 +64,7 @@ class SocketLookup {
   SocketLookupStatus ProcNet(const SocketQuery& query, SocketInfo* out) const;
 
   std::chrono::milliseconds timeout_;
-  UniqueFd socket_;
+  alerting::UniqueFd socket_;
   uint32_t sequence_ = 0;
   std::vector<char> buffer_;
 };

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <future>
 
-#include "sensor/unique_fd.h"
+#include "alerting/file_util.h"
 
 namespace nfq::sensor {
 namespace {
@@ -118,8 +118,8 @@ TEST(Attributor, NotFoundIsAnAnswerToo) {
 
 // The real resolver: a loopback connection of this test resolves to this process.
 TEST(Attributor, DefaultResolverFindsThisProcess) {
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  alerting::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  alerting::UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

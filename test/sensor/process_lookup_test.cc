@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "sensor/unique_fd.h"
+#include "alerting/file_util.h"
 
 namespace nfq::sensor {
 namespace {
@@ -52,7 +52,7 @@ TEST(RedactCmdline, TokenValuesNeverSurvive) {
 }
 
 TEST(ProcessLookup, OwnSocketLeadsToOwnPid) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  alerting::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   ASSERT_TRUE(fd);
   struct stat st {};
   ASSERT_EQ(::fstat(fd.get(), &st), 0);

@@ -9,20 +9,20 @@
 
 #include <cstring>
 
-#include "sensor/unique_fd.h"
+#include "alerting/file_util.h"
 
 namespace nfq::sensor {
 namespace {
 
 // A connected loopback pair; the client's end is what an outbound flow's first packet shows.
 struct LoopbackPair {
-  UniqueFd listener, client, server;
+  alerting::UniqueFd listener, client, server;
   SocketQuery query;  // the client's socket, as SocketQuery::ForOutbound would build it
 
   bool Open(IpFamily family) {
     const int af = family == IpFamily::kV4 ? AF_INET : AF_INET6;
-    listener = UniqueFd(::socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    client = UniqueFd(::socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    listener = alerting::UniqueFd(::socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    client = alerting::UniqueFd(::socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!listener || !client) return false;
     sockaddr_storage addr{};
     socklen_t len = 0;
@@ -41,7 +41,7 @@ struct LoopbackPair {
     if (::bind(listener.get(), sa, len) != 0 || ::listen(listener.get(), 1) != 0) return false;
     if (::getsockname(listener.get(), sa, &len) != 0) return false;
     if (::connect(client.get(), sa, len) != 0) return false;
-    server = UniqueFd(::accept(listener.get(), nullptr, nullptr));
+    server = alerting::UniqueFd(::accept(listener.get(), nullptr, nullptr));
     sockaddr_storage local{};
     socklen_t local_len = sizeof local;
     ::getsockname(client.get(), reinterpret_cast<sockaddr*>(&local), &local_len);
