@@ -9,6 +9,7 @@
 #include "sensor/attributor.h"
 #include "sensor/http_parser.h"
 #include "sensor/nfqueue.h"
+#include "sensor/process_lookup.h"
 
 namespace nfq::sensor {
 namespace {
@@ -190,7 +191,7 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
   }
   ++counters_.hits;
   alerting::Hit hit;
-  hit.url = request.target;
+  hit.url = RedactUserinfo(request.target);  // "GET http://user:pw@host/..." carries secrets
   hit.norm = std::move(resolved.path);
   hit.method = request.method;
   const bool token_put = request.method == "PUT" && hit.norm == "/latest/api/token";

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -121,28 +122,70 @@ std::string UserName(int64_t uid) {
 
 }  // namespace
 
-std::string RedactCmdline(std::string raw) {
+namespace {
+
+bool IsTokenChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/' || c == '=' || c == '_' || c == '-';
+}
+
+// The value after "X-aws-ec2-metadata-token" in any quoting: "-H 'name: v'", "name=v",
+// "{'name': 'v'}", "@{'name' = 'v'}".
+void RedactHeaderValues(std::string& raw) {
   static constexpr std::string_view kHeader = "x-aws-ec2-metadata-token";
-  auto lower = [](char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  };
-  auto separator = [](char c) { return c == ' ' || c == '\t' || c == '\0'; };
+  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+  auto filler = [](char c) { return c == ' ' || c == '\t' || c == '\0' || c == '\'' || c == '"'; };
   for (size_t at = 0; at + kHeader.size() <= raw.size(); ++at) {
     size_t i = 0;
     while (i < kHeader.size() && lower(raw[at + i]) == kHeader[i]) ++i;
     if (i != kHeader.size()) continue;
     size_t pos = at + kHeader.size();
-    while (pos < raw.size() && (raw[pos] == ' ' || raw[pos] == '\t')) ++pos;
+    if (pos < raw.size() && raw[pos] == '-') continue;  // ...-ttl-seconds: not a secret
+    while (pos < raw.size() && filler(raw[pos])) ++pos;
     if (pos >= raw.size() || (raw[pos] != ':' && raw[pos] != '=')) continue;
     ++pos;
-    while (pos < raw.size() && separator(raw[pos])) ++pos;  // "-H 'name:' value" forms too
+    while (pos < raw.size() && filler(raw[pos])) ++pos;
     size_t end = pos;
-    while (end < raw.size() && !separator(raw[end]) && raw[end] != '\'' && raw[end] != '"') ++end;
+    while (end < raw.size() && !filler(raw[end]) && raw[end] != '}' && raw[end] != ',') ++end;
     if (end == pos) continue;
     raw.replace(pos, end - pos, "<redacted>");
     at = pos;
   }
-  return raw;
+}
+
+// IMDSv2 tokens look like "AQAE" followed by base64: redact them wherever they stand
+// ("--token AQAE...", environment dumps, scripts).
+void RedactTokenShapes(std::string& raw) {
+  static constexpr std::string_view kPrefix = "AQAE";
+  static constexpr size_t kMinLength = 24;
+  for (size_t at = raw.find(kPrefix); at != std::string::npos; at = raw.find(kPrefix, at + 1)) {
+    size_t end = at;
+    while (end < raw.size() && IsTokenChar(raw[end])) ++end;
+    const bool word_start = at == 0 || !std::isalnum(static_cast<unsigned char>(raw[at - 1]));
+    if (end - at >= kMinLength && word_start) {
+      raw.replace(at, end - at, "<redacted>");
+    }
+  }
+}
+
+}  // namespace
+
+std::string RedactUserinfo(std::string text) {
+  // "scheme://user:password@host" -> "scheme://<redacted>@host"
+  for (size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
+    const size_t start = at + 3;
+    const size_t stop = text.find_first_of("/?# \t\0'\"", start);
+    const size_t amp = text.rfind('@', stop == std::string::npos ? text.size() : stop);
+    if (amp == std::string::npos || amp < start) continue;
+    text.replace(start, amp - start, "<redacted>");
+  }
+  return text;
+}
+
+std::string RedactCmdline(std::string raw) {
+  RedactHeaderValues(raw);
+  RedactTokenShapes(raw);
+  return RedactUserinfo(std::move(raw));
 }
 
 std::string EscapeCmdline(std::string_view raw, size_t cap) {

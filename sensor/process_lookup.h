@@ -42,7 +42,11 @@ std::string EscapeCmdline(std::string_view raw, size_t cap = 512);
 // Replaces the value after an IMDSv2 token header name in a raw (NUL-separated) command line
 // ("curl -H 'X-aws-ec2-metadata-token: AQAE...'") with "<redacted>": token values never
 // reach a hit or a log line. Case-insensitive; the -ttl-seconds header is left alone.
+// Also: anything shaped like an IMDSv2 token ("AQAE" + base64), and URL userinfo.
 std::string RedactCmdline(std::string raw);
+
+// "scheme://user:password@host" -> "scheme://<redacted>@host", wherever it stands.
+std::string RedactUserinfo(std::string text);
 
 class ProcessLookup {
  public:

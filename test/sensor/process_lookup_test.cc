@@ -41,7 +41,12 @@ TEST(RedactCmdline, TokenValuesNeverSurvive) {
         "curl\0-HX-aws-ec2-metadata-token:"s + token + "\0"s,
         "curl\0-H\0x-AWS-ec2-metadata-token:\0"s + token + "\0"s,
         "sh\0-c\0curl -H 'X-aws-ec2-metadata-token: "s + token + "' http://x/\0"s,
-        "wget\0--header=X-aws-ec2-metadata-token:"s + token + "\0"s}) {
+        "wget\0--header=X-aws-ec2-metadata-token:"s + token + "\0"s,
+        // Quotes between the name and the separator (Python dicts, PowerShell hashtables).
+        "python3\0-c\0urlopen(Request(u, headers={'X-aws-ec2-metadata-token': '"s + token + "'}))\0"s,
+        "pwsh\0-c\0iwr -Headers @{'X-aws-ec2-metadata-token' = '"s + token + "'} $u\0"s,
+        // No header name at all: the token's shape gives it away.
+        "fetch-creds\0--token\0"s + token + "\0"s, "env\0IMDS_TOKEN="s + token + "\0"s}) {
     const std::string out = EscapeCmdline(RedactCmdline(raw));
     EXPECT_EQ(out.find(token), std::string::npos) << out;
     EXPECT_NE(out.find("<redacted>"), std::string::npos) << out;
@@ -49,6 +54,13 @@ TEST(RedactCmdline, TokenValuesNeverSurvive) {
   const std::string ttl = "curl\0-H\0X-aws-ec2-metadata-token-ttl-seconds: 21600\0"s;
   EXPECT_EQ(RedactCmdline(ttl), ttl);
   EXPECT_EQ(RedactCmdline("X-aws-ec2-metadata-token"), "X-aws-ec2-metadata-token");
+}
+
+TEST(RedactCmdline, UrlCredentialsNeverSurvive) {
+  EXPECT_EQ(RedactCmdline("curl http://admin:hunter2@169.254.169.254/latest/"),
+            "curl http://<redacted>@169.254.169.254/latest/");
+  EXPECT_EQ(RedactUserinfo("http://169.254.169.254/a@b"), "http://169.254.169.254/a@b");
+  EXPECT_EQ(RedactUserinfo("no url here"), "no url here");
 }
 
 TEST(ProcessLookup, OwnSocketLeadsToOwnPid) {
