@@ -104,7 +104,7 @@ void AssignCapped(std::string& field, std::string_view text, size_t cap) {
 }  // namespace
 
 std::string RequestFlagNames(uint32_t flags) {
-  static constexpr std::array<std::pair<uint32_t, const char*>, 8> kNames = {{
+  static constexpr std::array<std::pair<uint32_t, const char*>, 10> kNames = {{
       {request_flag::kTruncated, "truncated"},
       {request_flag::kOversized, "oversized"},
       {request_flag::kChunked, "chunked"},
@@ -113,6 +113,8 @@ std::string RequestFlagNames(uint32_t flags) {
       {request_flag::kHttp09, "http09"},
       {request_flag::kInconsistent, "inconsistent"},
       {request_flag::kProxyHeaders, "proxy_headers"},
+      {request_flag::kUnframed, "unframed"},
+      {request_flag::kLateData, "late_data"},
   }};
   std::string names;
   for (const auto& [bit, name] : kNames) {
@@ -547,6 +549,7 @@ void HttpRequestParser::EndOfHead(OnRequest on_request) {
   CommitHeader();
   const bool unframed = transfer_encoding_seen_ || content_length_bad_;
   const uint64_t body = current_.content_length;
+  if (unframed) current_.flags |= request_flag::kUnframed;
   Emit(on_request);
   if (unframed) {
     // Chunked (or unknown) framing: the next request's start cannot be found cheaply.

@@ -19,6 +19,13 @@ inline constexpr uint32_t kBareLf = 1u << 4;        // LF without CR
 inline constexpr uint32_t kHttp09 = 1u << 5;        // request line without a version
 inline constexpr uint32_t kInconsistent = 1u << 6;  // overlapping segments disagreed (reassembly)
 inline constexpr uint32_t kProxyHeaders = 1u << 7;  // X-Forwarded-For / Via / Forwarded present
+inline constexpr uint32_t kUnframed = 1u << 8;      // Transfer-Encoding or a bad Content-Length:
+                                                    // the flow is not followed further
+inline constexpr uint32_t kLateData = 1u << 9;      // bytes for a range the reader had passed
+// After a request with one of these the sensor cannot vouch for what follows on the flow, so
+// the request is reported whatever the path lists say: going blind is never silent.
+inline constexpr uint32_t kAlwaysReport =
+    kNonHttp | kOversized | kUnframed | kHttp09 | kInconsistent | kLateData;
 }  // namespace request_flag
 
 // Comma-separated names of the set bits, e.g. "truncated,oversized".

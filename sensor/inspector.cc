@@ -142,7 +142,8 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     if (!flow->stream.started()) flow->stream.Start(seq);
     const uint32_t result = flow->stream.Offer(
         seq, bytes, [&](std::string_view in_order) { Feed(*flow, in_order, extra_flags); },
-        [&] { OnHole(*flow); });
+        [&] { OnHole(*flow); },
+        [&](std::string_view late) { ReadLateBytes(*flow, late, extra_flags); });
     if (result & offer_result::kRetransmit) ++counters_.retransmissions;
     if (result & offer_result::kBuffered) ++counters_.out_of_order;
     if (result & offer_result::kInconsistent) {
@@ -173,6 +174,18 @@ void Inspector::FinishFlow(Flow& flow) {
   flow.parser.Finish([&](const HttpRequest& request) { OnRequest(request, flow, 0); });
 }
 
+void Inspector::ReadLateBytes(Flow& flow, std::string_view late, uint32_t extra_flags) {
+  // The flow's parser has moved past these bytes; read them on their own. Whatever they hold
+  // is reported, flagged late_data, whatever the path lists say.
+  ++counters_.late_data;
+  HttpRequestParser scratch;
+  auto report = [&](const HttpRequest& request) {
+    OnRequest(request, flow, extra_flags | request_flag::kLateData);
+  };
+  scratch.Feed(late, report);
+  scratch.Finish(report);
+}
+
 void Inspector::OnHole(Flow& flow) {
   // Bytes are missing: what was read so far is reported as truncated, and reading resumes
   // at the next request line the parser can find.
@@ -182,10 +195,12 @@ void Inspector::OnHole(Flow& flow) {
 
 void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags) {
   ++counters_.requests;
-  const bool non_http = (request.flags & request_flag::kNonHttp) != 0;
-  // Bytes that are not HTTP have no path; they always alert, once per flow.
+  const uint32_t flags = request.flags | extra_flags | flow.sticky_flags;
+  const bool non_http = (flags & request_flag::kNonHttp) != 0;
+  // Bytes that are not HTTP have no path; they always alert, once per flow. So does any
+  // request after which the sensor cannot follow the flow (request_flag::kAlwaysReport).
   rules::ResolvedPath resolved = non_http ? rules::ResolvedPath{} : rules::ResolveTarget(request.target);
-  if (!non_http && !filter_->ShouldAlert(resolved)) {
+  if ((flags & request_flag::kAlwaysReport) == 0 && !filter_->ShouldAlert(resolved)) {
     ++counters_.filtered;
     return;
   }
@@ -202,7 +217,7 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
     hit.gid = flow.gid;
   }
   hit.first = hit.last = alerting::Hit::Clock::now();
-  hit.flags = JoinFlags(request.flags | extra_flags | flow.sticky_flags, resolved.flags);
+  hit.flags = JoinFlags(flags, resolved.flags);
   hit.queue = config_.queue_num;
   hit.hook = HookName(flow.hook);
   hit.host = request.host;

@@ -48,6 +48,7 @@ struct InspectorCounters {
   uint64_t inconsistent = 0;     // ...whose bytes differed from the first copy
   uint64_t out_of_order = 0;     // segments held until the bytes before them came
   uint64_t holes = 0;            // missing bytes given up on (window or buffer cap)
+  uint64_t late_data = 0;        // segments for ranges already passed (reported, flagged)
   uint64_t requests = 0;
   uint64_t hits = 0;             // requests the filter alerted on
   uint64_t filtered = 0;         // requests the filter let pass silently
@@ -85,6 +86,7 @@ class Inspector {
   void Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags);
   void FinishFlow(Flow& flow);
   void OnHole(Flow& flow);
+  void ReadLateBytes(Flow& flow, std::string_view late, uint32_t extra_flags);
   void Publish(InspectorEvent&& event);
   void FlushOverflow();
   void OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags);

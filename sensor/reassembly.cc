@@ -14,6 +14,7 @@ void StreamReassembler::Start(uint32_t next_seq) {
   Reset();
   started_ = true;
   next_seq_ = next_seq;
+  start_seq_ = next_seq;
 }
 
 void StreamReassembler::Reset() {
@@ -47,9 +48,18 @@ void StreamReassembler::DeliverInOrder(std::string_view bytes, Deliver deliver) 
 }
 
 uint32_t StreamReassembler::Offer(uint32_t seq, std::string_view bytes, Deliver deliver,
-                                  OnHole on_hole) {
+                                  OnHole on_hole, Deliver on_late) {
   uint32_t result = 0;
   if (bytes.empty()) return result;
+  if (const int64_t before_start = SeqDiff(seq, start_seq_);
+      before_start > 0 && before_start <= static_cast<int64_t>(reassembly::kMaxLateDistance)) {
+    const size_t late = std::min(bytes.size(), static_cast<size_t>(before_start));
+    on_late(bytes.substr(0, late));
+    result |= offer_result::kLateData;
+    bytes.remove_prefix(late);
+    seq += static_cast<uint32_t>(late);
+    if (bytes.empty()) return result;
+  }
   const int64_t ahead = SeqDiff(next_seq_, seq);
   if (ahead < 0) {
     // Starts before the next expected byte: the overlap was seen before.
@@ -78,6 +88,7 @@ uint32_t StreamReassembler::Offer(uint32_t seq, std::string_view bytes, Deliver 
     Flush(deliver, on_hole);
     on_hole();
     next_seq_ = seq;
+    start_seq_ = seq;
     history_.clear();
     DeliverInOrder(bytes, deliver);
     return result | offer_result::kHole | offer_result::kDelivered;
@@ -153,6 +164,7 @@ void StreamReassembler::SkipToFirstPending(OnHole on_hole) {
   if (pending_.empty()) return;
   on_hole();
   next_seq_ = pending_.front().seq;
+  start_seq_ = next_seq_;
   history_.clear();
 }
 

@@ -24,6 +24,9 @@ inline constexpr size_t kMaxPendingBytes = 16 * 1024;
 inline constexpr size_t kHistoryBytes = 1024;
 // Segments starting further than this beyond the next expected byte are not buffered.
 inline constexpr uint32_t kMaxWindow = 256 * 1024;
+// Bytes up to this far before the first byte delivered are read as late data (a receive
+// window with scaling can be this large); further back they are old duplicates.
+inline constexpr uint32_t kMaxLateDistance = 1u << 30;
 }  // namespace reassembly
 
 // What one Offer saw (bits).
@@ -33,6 +36,8 @@ inline constexpr uint32_t kRetransmit = 1u << 1;    // some bytes had been seen 
 inline constexpr uint32_t kInconsistent = 1u << 2;  // ...and differed from what was seen first
 inline constexpr uint32_t kBuffered = 1u << 3;      // held back: bytes before it are missing
 inline constexpr uint32_t kHole = 1u << 4;          // gave up waiting for missing bytes
+inline constexpr uint32_t kLateData = 1u << 5;      // bytes for a range never delivered: before
+                                                    // the stream start or in a skipped hole
 }  // namespace offer_result
 
 class StreamReassembler {
@@ -46,8 +51,13 @@ class StreamReassembler {
   bool started() const { return started_; }
   uint32_t next_seq() const { return next_seq_; }
 
+  // Bytes that arrive for a range the reader had already passed without them (before the
+  // first byte it was given, or inside a hole it gave up on) go to on_late, not to deliver:
+  // a raw-socket sender can order segments so that what the server reads first arrives
+  // last, and those bytes must be read, not dismissed as a retransmission.
   // REQUIRES: started().
-  uint32_t Offer(uint32_t seq, std::string_view bytes, Deliver deliver, OnHole on_hole);
+  uint32_t Offer(uint32_t seq, std::string_view bytes, Deliver deliver, OnHole on_hole,
+                 Deliver on_late);
 
   // Delivers what is buffered, skipping holes (end of flow).
   void Flush(Deliver deliver, OnHole on_hole);
@@ -72,6 +82,7 @@ class StreamReassembler {
 
   bool started_ = false;
   uint32_t next_seq_ = 0;
+  uint32_t start_seq_ = 0;  // first byte of the current run of delivered bytes
   std::string history_;  // the last kHistoryBytes delivered, ending at next_seq_
   std::vector<Segment> pending_;  // sorted by seq, non-overlapping, all after next_seq_
   size_t pending_bytes_ = 0;

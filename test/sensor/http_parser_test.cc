@@ -425,7 +425,7 @@ TEST(HttpParser, ChunkedStopsFollowing) {
       [&](const HttpRequest& r) { out.push_back(r); });
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].target, "/a");
-  EXPECT_EQ(out[0].flags, flag::kChunked);
+  EXPECT_EQ(out[0].flags, flag::kChunked | flag::kUnframed);
   EXPECT_FALSE(parser.following());
 }
 
@@ -440,6 +440,7 @@ TEST(HttpParser, UnusableContentLengthStopsFollowing) {
     parser.Feed(std::string("POST /a HTTP/1.1\r\n") + headers + "\r\nGET /b HTTP/1.1\r\n\r\n",
                 [&](const HttpRequest& r) { out.push_back(r); });
     ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(out[0].flags & flag::kUnframed);
     EXPECT_FALSE(parser.following());
   }
   // Repeated identical values are fine.

@@ -174,6 +174,48 @@ TEST_F(InspectorTest, GarbageNeverCrashesAndIsCounted) {
   EXPECT_EQ(inspector_.counters().packets, bytes.size());
 }
 
+// Whatever makes the sensor stop following a flow is reported, whatever the lists say: a
+// harmless request that trips a cap must not blind the sensor to the next one (attack E1-E5).
+TEST_F(InspectorTest, GoingBlindOnAFlowIsNeverSilent) {
+  inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
+  const std::string credentials = "GET /latest/meta-data/iam/security-credentials/r HTTP/1.1\r\n\r\n";
+  const std::string openers[] = {
+      "GET /latest/meta-data/instance-id?" + std::string(8300, 'a') + " HTTP/1.1\r\n\r\n",
+      "GET /latest/meta-data/instance-id HTTP/1.1\r\nX-Pad: " + std::string(17000, 'p') + "\r\n\r\n",
+      "POST /latest/meta-data/instance-id HTTP/1.1\r\nContent-Length: +0\r\n\r\n",
+      "POST /latest/meta-data/instance-id HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "GET /latest/meta-data/instance-id\r\n",
+  };
+  uint16_t port = 5000;
+  for (const std::string& opener : openers) {
+    TcpSpec spec = MetadataV4(++port);
+    Send(spec, opener);
+    spec.seq += static_cast<uint32_t>(opener.size());
+    Send(spec, credentials);
+    const auto hits = Drain();
+    EXPECT_EQ(hits.size(), 1u) << opener.substr(0, 60);
+    for (const auto& hit : hits) EXPECT_FALSE(hit.flags.empty()) << hit.url.substr(0, 60);
+  }
+}
+
+// A raw-socket sender puts the credentials request on the wire after the harmless one that
+// follows it in sequence space (attack 2): the late bytes are read and reported.
+TEST_F(InspectorTest, LateBytesBeforeTheFirstSeenAreReadAndReported) {
+  inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
+  const std::string first = "GET /latest/meta-data/iam/security-credentials/r HTTP/1.1\r\n\r\n";
+  const std::string second = "GET /latest/meta-data/instance-id HTTP/1.1\r\n\r\n";
+  TcpSpec spec = MetadataV4(6000);
+  spec.seq = 1000 + static_cast<uint32_t>(first.size());
+  Send(spec, second);
+  spec.seq = 1000;
+  Send(spec, first);
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].norm, "/latest/meta-data/iam/security-credentials/r");
+  EXPECT_NE(hits[0].flags.find("late_data"), std::string::npos);
+  EXPECT_EQ(inspector_.counters().late_data, 1u);
+}
+
 class SmallInspectorTest : public InspectorTest {
  protected:
   SmallInspectorTest() : InspectorTest(16, 8) {}

@@ -12,13 +12,16 @@ namespace {
 
 struct Reader {
   std::string bytes;
+  std::string late;
   int holes = 0;
   uint32_t flags = 0;
   StreamReassembler stream;
 
   explicit Reader(uint32_t isn) { stream.Start(isn); }
   void Offer(uint32_t seq, std::string_view data) {
-    flags |= stream.Offer(seq, data, [this](std::string_view b) { bytes.append(b); }, [this] { ++holes; });
+    flags |= stream.Offer(
+        seq, data, [this](std::string_view b) { bytes.append(b); }, [this] { ++holes; },
+        [this](std::string_view b) { late.append(b); });
   }
   void Flush() {
     stream.Flush([this](std::string_view b) { bytes.append(b); }, [this] { ++holes; });
@@ -116,6 +119,34 @@ TEST(ReassemblyTest, FarBeyondTheWindowStartsOver) {
   r.Offer(1 + reassembly::kMaxWindow + 100, "GET /b HTTP/1.1\r\n\r\n");
   EXPECT_EQ(r.holes, 1);
   EXPECT_EQ(r.bytes, "GET /aGET /b HTTP/1.1\r\n\r\n");
+}
+
+TEST(ReassemblyTest, BytesBeforeTheStartAreLateDataNotRetransmissions) {
+  // A raw-socket sender puts the harmless request first on the wire, then the one the
+  // server reads first.
+  const std::string first = "GET /latest/meta-data/iam/security-credentials/x HTTP/1.1\r\n\r\n";
+  const std::string second = "GET / HTTP/1.1\r\n\r\n";
+  Reader r(1000 + static_cast<uint32_t>(first.size()));  // joined at the second segment
+  r.Offer(1000 + static_cast<uint32_t>(first.size()), second);
+  r.Offer(1000, first);
+  EXPECT_EQ(r.bytes, second);
+  EXPECT_EQ(r.late, first);
+  EXPECT_TRUE(r.flags & offer_result::kLateData);
+  EXPECT_FALSE(r.flags & offer_result::kRetransmit);
+  // A real retransmission of delivered bytes is not late.
+  r.flags = 0;
+  r.Offer(1000 + static_cast<uint32_t>(first.size()), second);
+  EXPECT_FALSE(r.flags & offer_result::kLateData);
+  EXPECT_TRUE(r.flags & offer_result::kRetransmit);
+}
+
+TEST(ReassemblyTest, BytesForASkippedHoleAreLateData) {
+  Reader r(1);
+  for (uint32_t i = 0; i <= reassembly::kMaxPendingSegments; ++i) r.Offer(101 + i * 4, "abcd");
+  ASSERT_EQ(r.holes, 1);
+  r.Offer(1, std::string(100, 'h'));
+  EXPECT_EQ(r.late, std::string(100, 'h'));
+  EXPECT_TRUE(r.flags & offer_result::kLateData);
 }
 
 TEST(ReassemblyTest, FlushDeliversWhatWasHeldAcrossHoles) {
