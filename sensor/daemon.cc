@@ -381,8 +381,9 @@ int RunDaemon(int argc, char** argv) {
   uint64_t loop_stalls = 0;
   AlertThread alert_thread(&events, sinks.get(), wake_fd.get(), &attributor, &queue_watch);
 
-  Log(fmt::format("started {}: queue {} (maxlen {}, rcvbuf {} bytes), paths: {}", NFQ_APEEPER_VERSION,
-                  opts.queue_num, opts.queue_maxlen, queue.rcvbuf_bytes(), filter->Describe()));
+  Log(fmt::format("started {}: queue {} (maxlen {}, --rcvbuf {} bytes, kernel reports {}), paths: {}",
+                  NFQ_APEEPER_VERSION, opts.queue_num, opts.queue_maxlen, opts.rcvbuf_bytes,
+                  queue.rcvbuf_bytes(), filter->Describe()));
   Notify("READY=1");
 
   uint64_t reported_enobufs = 0;

@@ -273,15 +273,16 @@ size_t NfQueue::ReceiveDatagram(PacketCallback callback, void* context, bool* wo
   return handled;
 }
 
-void NfQueue::SendAccept(uint32_t packet_id) {
+void NfQueue::SendAccept(uint32_t packet_id, bool for_received_packet) {
   alignas(nlmsghdr) char buf[kSmallMessageSize];
   nlmsghdr* nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT_BATCH, queue_num_);
   nfq_nlmsg_verdict_put(nlh, static_cast<int>(packet_id), NF_ACCEPT);
   if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) {
     ++counters_.verdict_errors;
-  } else {
+  } else if (for_received_packet) {
     ++counters_.verdicts;
   }
+  if (!for_received_packet) return;
   last_packet_id_ = packet_id;
   seen_packet_ = true;
 }
@@ -296,7 +297,8 @@ void NfQueue::Close() {
     ReceiveDatagram(ignore, nullptr, &would_block);
     if (would_block) break;
   }
-  SendAccept(last_packet_id_ + (1u << 30));
+  // Not counted as a verdict: it answers packets this process never received.
+  SendAccept(last_packet_id_ + (1u << 30), /*for_received_packet=*/false);
   alignas(nlmsghdr) char buf[kSmallMessageSize];
   nlmsghdr* nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, queue_num_);
   nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_UNBIND);

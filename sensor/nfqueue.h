@@ -90,6 +90,7 @@ class NfQueue {
   void Close();
 
   const QueueCounters& counters() const { return counters_; }
+  // As the kernel reports it: twice what was asked for (it counts its bookkeeping).
   uint32_t rcvbuf_bytes() const { return rcvbuf_bytes_; }
 
  private:
@@ -98,7 +99,7 @@ class NfQueue {
   NfQueue(mnl_socket* socket, uint16_t queue_num, uint32_t rcvbuf);
   // Reads one datagram. Returns packets handled; sets *would_block when nothing was waiting.
   size_t ReceiveDatagram(PacketCallback callback, void* context, bool* would_block);
-  void SendAccept(uint32_t packet_id);
+  void SendAccept(uint32_t packet_id, bool for_received_packet = true);
 
   friend struct QueueSetup;
 

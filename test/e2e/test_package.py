@@ -183,7 +183,7 @@ class PackageTest(unittest.TestCase):
             self.assertTrue(last, r.stdout + r.stderr)
             score = float(last[0].split(":")[1].split()[0])
             print(f"\nsystemd-analyze security --offline=yes: {score}", flush=True)
-            self.assertLessEqual(score, 2.0, last[0])
+            self.assertLessEqual(score, 2.5, last[0])  # 2.2 with the attribution capabilities
 
     def test_maintainer_scripts_start_nothing_by_surprise(self):
         if shutil.which("unshare") is None:

@@ -68,19 +68,25 @@ def main():
             ("host, IPv6", lab.inst, [f"{lablib.URL6}/latest/meta-data/iam/security-credentials/"]),
             ("host, IMDSv2 token", lab.inst, [f"{lablib.URL4}/latest/api/token", "-X", "PUT",
                                               "-H", "X-aws-ec2-metadata-token-ttl-seconds: 21600"]),
-            ("host, IMDSv2 read", lab.inst, [f"{lablib.URL4}/latest/meta-data/iam/security-credentials/nfq-lab-role",
-                                             "-H", "X-aws-ec2-metadata-token: (token)"]),
+            ("host, IMDSv2 read with that token", lab.inst, [f"{lablib.URL4}/latest/meta-data/iam/security-credentials/nfq-lab-role",
+                                                             "-H", "X-aws-ec2-metadata-token: {token}"]),
             ("container, IPv4", lab.ctr, [f"{lablib.URL4}/latest/meta-data/placement/availability-zone"]),
             ("container, IPv6, dot-dot evasion", lab.ctr, [f"{lablib.URL6}/latest/meta-data/ami-id/../iam/security-credentials/",
                                                            "--path-as-is"]),
         ]
+        token = ""
         for label, ns, args in requests:
-            say(f"request from {label}: curl {' '.join(args)}")
+            shown = " ".join(args).replace("{token}", "$TOKEN")
+            args = [a.replace("{token}", token) for a in args]
+            say(f"request from {label}: curl {shown}")
             reply = lab.curl(ns, args[0], *args[1:], check=False, include_headers=False)
+            if "PUT" in args:
+                token = reply.decode(errors="replace").strip()
             print(f"{CYAN}reply: {reply[:100]!r}{RESET}", flush=True)
             time.sleep(0.4)
 
-        say("an SDK-style burst: 50 identical requests fold into one follow-up hit at the console")
+        say("an SDK-style burst: 50 identical requests; at the console they fold into a few hits "
+            "whose counts add up to 50 (--fold-window 5)")
         QUIET["on"] = True
         for _ in range(50):
             lab.curl(lab.inst, f"{lablib.URL4}/latest/meta-data/iam/security-credentials/nfq-lab-role", check=False)
