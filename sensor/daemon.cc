@@ -297,7 +297,12 @@ int Check(const Options& opts) {
   report(module, module ? "nfnetlink_queue is available"
                         : "nfnetlink_queue is not loaded; fix: modprobe nfnetlink_queue");
   std::string sink_error;
-  report(CheckSinks(opts, &sink_error), sink_error.empty() ? "alerting configuration" : sink_error);
+  const bool sinks_ok = CheckSinks(opts, &sink_error);
+  if (sinks_ok && !sink_error.empty()) {
+    fmt::print("warn: {}\n", sink_error);
+  } else {
+    report(sinks_ok, sink_error.empty() ? "alerting configuration" : sink_error);
+  }
   return status;
 }
 

@@ -301,6 +301,9 @@ ParseOutcome ParseOptions(int argc, char** argv, const char* env_factory) {
       return fail(fmt::format("--factory-file: {} is empty", opts.factory_file));
     }
   }
+  if (!opts.proxy.empty() && opts.proxy.find("://") == std::string::npos) {
+    return fail("--proxy: give a URL such as http://proxy.example:3128");
+  }
   if (!opts.factory_url.empty() && !opts.factory_url.starts_with("https://") &&
       !opts.factory_url.starts_with("http://")) {
     return fail("--factory: the factory URL must start with https:// or http://");

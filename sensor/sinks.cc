@@ -1,6 +1,7 @@
 #include "sensor/sinks.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "alerting/console_sink.h"
 #include "alerting/hit.h"
@@ -79,7 +80,15 @@ std::unique_ptr<SinkSet> MakeSinks(const Options& options, LogFn log, std::strin
 
 bool CheckSinks(const Options& options, std::string* error) {
   error->clear();
-  if (options.factory_url.empty()) return true;
+  if (!options.ca_file.empty() && ::access(options.ca_file.c_str(), R_OK) != 0) {
+    *error = fmt::format("--ca-file {} is not readable; fix: give a PEM CA bundle", options.ca_file);
+    return false;
+  }
+  if (options.factory_url.empty()) {
+    *error = "no factory URL given: fine if a token is already stored in the state dir, else "
+             "hits go to stdout only (give --factory URL)";
+    return true;
+  }
   auto console = alerting::ConsoleSink::Create(ConsoleConfig(options, [](std::string_view) {}), error);
   return console != nullptr;
 }
