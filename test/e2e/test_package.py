@@ -299,7 +299,7 @@ class ServiceInLabTest(unittest.TestCase):
         self.assertTrue(notify.wait("READY=1", timeout=15), f"no READY=1; {notify.messages} {daemon.poll()}")
 
         for line in service["ExecStartPost"]:  # after READY=1, as for Type=notify
-            prefixes, argv = unitfile.expand(line, env)
+            prefixes, argv = unitfile.expand(line, dict(env, MAINPID=str(daemon.pid)))
             self.assertIn("+", prefixes)
             r = LAB.run(LAB.inst, local(argv), check=False)
             self.assertEqual(r.returncode, 0, (argv, r.stderr))
