@@ -2,6 +2,7 @@
 """End-to-end tests of scripts/nfq-apeeper-rules in the namespace lab (cases Q3, Q7, Q8, P1,
 P2). The stand-in consumer is test/bench/nfq_accept_all. Exit 77 (skipped) without root,
 network namespaces or NFQUEUE."""
+import json
 import os
 import subprocess
 import sys
@@ -95,7 +96,7 @@ class RulesTest(unittest.TestCase):
             self.assertEqual(count("-j NFQUEUE", fam), 2 * per_chain, f"IPv{fam} queue rules")
             self.assertEqual(count("-j NFQ_APEEPER_OUT", fam), 1, f"IPv{fam} OUTPUT jumps")
             self.assertEqual(count("-j NFQ_APEEPER_FWD", fam), 1, f"IPv{fam} PREROUTING jumps")
-            self.assertEqual(count("--mark 0x4e46", fam), 2, f"IPv{fam} own-traffic rules")
+            self.assertEqual(count("--mark 0x4e46", fam), 1, f"IPv{fam} own-traffic rules (output only)")
         # A reinstall with another queue number replaces the rules in place.
         LAB.rules("install", "--queue-num", "7")
         for fam in (4, 6):
@@ -128,6 +129,18 @@ class RulesTest(unittest.TestCase):
             reply = LAB.client(LAB.inst, host, [req])  # control: unmarked is queued
             self.assertIn(b"i-0123456789abcdef0", reply)
             self.assertGreater(LAB.queue_stats(LAB.inst)[0].id_sequence, seq)
+            # The mark from another uid is queued: since Linux 5.17 CAP_NET_RAW alone may set
+            # SO_MARK, so the mark must not be a way around the sensor.
+            seq = LAB.queue_stats(LAB.inst)[0].id_sequence
+            payload = json.dumps({"pieces": [req.hex()]}).encode()
+            r = LAB.run(LAB.inst, ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                   "--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw",
+                                   "--bounding-set=-all,+net_raw", sys.executable,
+                                   os.path.join(L.HERE, "client.py"), host, "--mark", hex(L.OWN_MARK)],
+                        input=payload, text=False, check=False)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(b"i-0123456789abcdef0", r.stdout)
+            self.assertGreater(LAB.queue_stats(LAB.inst)[0].id_sequence, seq, f"{host}: foreign mark skipped the queue")
 
     # (e) status shows the rules and whether the queue is bound
     def test_e_status(self):
@@ -222,7 +235,7 @@ class RulesTest(unittest.TestCase):
         for extra in ([], ["--no-forward"], ["--no-ipv6", "--queue-num", "9"]):
             batch = LAB.rules("install", "--backend", "nft", "--dry-run", *extra).stdout
             self.assertIn("priority -150", batch)
-            self.assertIn("meta mark 0x4e46 return", batch)
+            self.assertIn("meta mark 0x4e46 meta skuid 0 return", batch)
             self.assertIn("queue num", batch)
             self.assertEqual("prerouting" in batch, "--no-forward" not in extra)
             self.assertEqual("fd00:ec2::254" in batch, "--no-ipv6" not in extra)
