@@ -45,4 +45,12 @@ void FlowTable::Erase(const FlowKey& key) {
   }
 }
 
+bool FlowTable::PopOldest(Flow* out) {
+  if (lru_.empty()) return false;
+  index_.erase(lru_.back().key);
+  *out = std::move(lru_.back());
+  lru_.pop_back();
+  return true;
+}
+
 }  // namespace nfq::sensor

@@ -20,7 +20,8 @@ struct Flow {
   FlowKey key;
   HttpRequestParser parser;
   StreamReassembler stream;
-  uint32_t sticky_flags = 0;  // request_flag bits that apply to every later request (inconsistent)
+  uint32_t sticky_flags = 0;
+  size_t footprint = 0;  // heap bytes held by parser and stream, as last accounted  // request_flag bits that apply to every later request (inconsistent)
   // Who sent it, as the kernel told us with its packets (kept for flows that end on a timer).
   uint8_t hook = 0;
   bool has_uid = false;
@@ -43,6 +44,8 @@ class FlowTable {
   Flow* FindOrCreate(const FlowKey& key, Clock::time_point now, Flow* evicted, bool* did_evict);
   Flow* Find(const FlowKey& key);
   void Erase(const FlowKey& key);
+  // Moves the least recently used flow out into *out and removes it; false when empty.
+  bool PopOldest(Flow* out);
 
   // Removes flows idle longer than the timeout, calling on_expired(Flow&) for each first.
   template <class OnExpired>

@@ -94,6 +94,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     if (closing) {
       if (Flow* flow = flows_.Find(segment.key)) {
         FinishFlow(*flow);
+        Forget(*flow);
         flows_.Erase(segment.key);
         ++counters_.flows_closed;
       }
@@ -107,6 +108,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   if (did_evict) {
     ++counters_.flows_evicted;
     FinishFlow(evicted_);
+    Forget(evicted_);
     evicted_ = Flow{};
   }
   if (flows_.size() > before || did_evict) ++counters_.flows_created;
@@ -154,14 +156,34 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   }
   if (closing) {
     FinishFlow(*flow);
+    Forget(*flow);
     flows_.Erase(segment.key);
     ++counters_.flows_closed;
+    return;
+  }
+  Account(*flow);
+}
+
+void Inspector::Account(Flow& flow) {
+  const size_t footprint = flow.parser.buffered_capacity() + flow.stream.memory_bytes();
+  memory_bytes_ = memory_bytes_ - flow.footprint + footprint;
+  flow.footprint = footprint;
+  // flow is the most recently used: the oldest is always another one while two remain.
+  while (memory_bytes_ > config_.flow_memory_budget && flows_.size() > 1 &&
+         flows_.PopOldest(&evicted_)) {
+    ++counters_.flows_evicted;
+    FinishFlow(evicted_);
+    Forget(evicted_);
+    evicted_ = Flow{};
   }
 }
 
 void Inspector::Tick() {
   FlushOverflow();
-  counters_.flows_expired += flows_.ExpireIdle(FlowTable::Clock::now(), [this](Flow& flow) { FinishFlow(flow); });
+  counters_.flows_expired += flows_.ExpireIdle(FlowTable::Clock::now(), [this](Flow& flow) {
+    FinishFlow(flow);
+    Forget(flow);
+  });
 }
 
 void Inspector::Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags) {

@@ -41,7 +41,7 @@ struct InspectorCounters {
   uint64_t truncated_packets = 0;
   uint64_t payload_bytes = 0;
   uint64_t flows_created = 0;
-  uint64_t flows_evicted = 0;    // at the flow-table cap
+  uint64_t flows_evicted = 0;    // at the flow-table cap or the flow memory budget
   uint64_t flows_expired = 0;    // idle timeout
   uint64_t flows_closed = 0;     // FIN/RST
   uint64_t retransmissions = 0;  // segments carrying bytes seen before
@@ -61,6 +61,10 @@ struct InspectorConfig {
   size_t flow_table_cap = 16384;
   std::chrono::seconds flow_idle{120};
   bool check_destination = true;  // ignore packets not addressed to the metadata service
+  // Heap bytes all flows' parsers and reassembly buffers may hold together; beyond it the
+  // least recently used flows are evicted (each can hold ~26 KiB: a request line, headers,
+  // out-of-order segments), so a flood of stalled connections cannot grow the daemon.
+  size_t flow_memory_budget = 64u << 20;
 };
 
 class Inspector {
@@ -81,11 +85,15 @@ class Inspector {
   void SetFilter(std::shared_ptr<const rules::PathFilter> filter);
   const InspectorCounters& counters() const { return counters_; }
   size_t flow_count() const { return flows_.size(); }
+  size_t flow_memory_bytes() const { return memory_bytes_; }
 
  private:
   void Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags);
   void FinishFlow(Flow& flow);
   void OnHole(Flow& flow);
+  // Re-measures flow's buffers into memory_bytes_, then evicts old flows over the budget.
+  void Account(Flow& flow);
+  void Forget(const Flow& flow) { memory_bytes_ -= flow.footprint; }
   void ReadLateBytes(Flow& flow, std::string_view late, uint32_t extra_flags);
   void Publish(InspectorEvent&& event);
   void FlushOverflow();
@@ -100,6 +108,7 @@ class Inspector {
   InspectorCounters counters_;
   InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest
   uint64_t overflow_count_ = 0;  // requests not yet reported because the queue was full
+  size_t memory_bytes_ = 0;      // sum of the flows' footprints
 };
 
 // True for 169.254.169.254:80 and [fd00:ec2::254]:80.

@@ -18,6 +18,7 @@ enum LongOnly : int {
   kRcvbuf,
   kFlowTableCap,
   kFlowIdle,
+  kFlowMemory,
   kEventQueueCap,
   kStateDir,
   kInstanceName,
@@ -46,6 +47,7 @@ const option kLongOptions[] = {
     {"rcvbuf", required_argument, nullptr, kRcvbuf},
     {"flow-table-cap", required_argument, nullptr, kFlowTableCap},
     {"flow-idle", required_argument, nullptr, kFlowIdle},
+    {"flow-memory", required_argument, nullptr, kFlowMemory},
     {"event-queue-cap", required_argument, nullptr, kEventQueueCap},
     {"state-dir", required_argument, nullptr, kStateDir},
     {"instance-name", required_argument, nullptr, kInstanceName},
@@ -121,6 +123,7 @@ Tuning:
       --rcvbuf BYTES         netlink receive buffer (default 8 MiB)
       --flow-table-cap N     flows followed at once (default 16384, LRU eviction)
       --flow-idle SECONDS    forget a flow idle this long (default 120)
+      --flow-memory MIB      buffers all flows may hold together (default 64, LRU eviction)
       --event-queue-cap N    hits waiting for the alert thread (default 4096)
       --no-stdout            do not write events to stdout
       --backoff-initial-ms N, --backoff-max-ms N
@@ -207,6 +210,12 @@ ParseOutcome ParseOptions(int argc, char** argv, const char* env_factory) {
         auto v = ParseUnsigned(arg, 1, 86400);
         if (!v) return fail(fmt::format("--flow-idle: '{}' is not a number of seconds from 1 to 86400", arg));
         opts.flow_idle_seconds = static_cast<uint32_t>(*v);
+        break;
+      }
+      case kFlowMemory: {
+        auto v = ParseUnsigned(arg, 1, 4096);
+        if (!v) return fail(fmt::format("--flow-memory: '{}' is not a number of MiB from 1 to 4096", arg));
+        opts.flow_memory_mib = static_cast<uint32_t>(*v);
         break;
       }
       case kEventQueueCap: {

@@ -64,6 +64,8 @@ class StreamReassembler {
   void Reset();
 
   size_t pending_bytes() const { return pending_bytes_; }
+  // Heap bytes held (buffered segments and the history window).
+  size_t memory_bytes() const { return pending_bytes_ + history_.capacity(); }
   size_t pending_segments() const { return pending_.size(); }
 
  private:

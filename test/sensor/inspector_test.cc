@@ -216,6 +216,27 @@ TEST_F(InspectorTest, LateBytesBeforeTheFirstSeenAreReadAndReported) {
   EXPECT_EQ(inspector_.counters().late_data, 1u);
 }
 
+TEST(InspectorMemoryTest, StalledFlowsCannotGrowPastTheMemoryBudget) {
+  Inspector::EventRing events(1 << 14);
+  InspectorConfig config;
+  config.flow_table_cap = 16384;
+  config.flow_memory_budget = 1u << 20;  // 1 MiB
+  std::string error;
+  auto filter = std::make_shared<const rules::PathFilter>(*rules::PathFilter::Create(rules::FilterMode::kAll, "", &error));
+  Inspector inspector(config, filter, &events);
+  const std::string stalled = "GET /" + std::string(8000, 'a');  // no line end: held
+  for (uint16_t port = 1; port <= 1000; ++port) {
+    const std::vector<uint8_t> bytes = BuildTcp(MetadataV4(port), stalled);
+    QueuedPacket packet;
+    packet.payload = bytes;
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    inspector.OnPacket(packet);
+    ASSERT_LE(inspector.flow_memory_bytes(), config.flow_memory_budget + (64u << 10));
+  }
+  EXPECT_GT(inspector.counters().flows_evicted, 800u);
+  EXPECT_LT(inspector.flow_count(), 200u);
+}
+
 class SmallInspectorTest : public InspectorTest {
  protected:
   SmallInspectorTest() : InspectorTest(16, 8) {}
