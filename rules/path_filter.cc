@@ -177,7 +177,12 @@ bool PathFilter::ReadingAlerts(std::string_view path) const {
 
 bool PathFilter::ShouldAlert(const ResolvedPath& path) const {
   if (mode_ == FilterMode::kAll) return true;
-  if ((path.flags & path_flag::kDotDot) != 0) return true;
+  // No legitimate client sends these, and servers disagree on how to read them: "#" in a
+  // request target (some keep it as a path character, then resolve "/../" after it), and
+  // targets in neither origin nor absolute form ("http:/x", "latest/x", "*").
+  if ((path.flags & (path_flag::kDotDot | path_flag::kFragment | path_flag::kNotOriginForm)) != 0) {
+    return true;
+  }
   if (ReadingAlerts(path.path)) return true;
   if ((path.flags & (path_flag::kEncodedSlash | path_flag::kDoubleEncoded)) == 0) return false;
   const ResolvedPath alt = DecodedOnceMore(path.path);

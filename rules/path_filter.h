@@ -38,7 +38,8 @@ class PathFilter {
   static std::optional<PathFilter> Create(FilterMode mode, std::string_view items,
                                           const FilterOptions& options, std::string* error);
 
-  // True when a request with this resolved path raises a hit. A ".." segment always does.
+  // True when a request with this resolved path raises a hit. A ".." segment, a "#" and a
+  // target in neither origin nor absolute form always do.
   // A path with %2F or %25XX is also matched as a server that decodes once more would read
   // it; if any reading alerts, the request alerts.
   // REQUIRES: path came from ResolveTarget (its flags describe its path).

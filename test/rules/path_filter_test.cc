@@ -156,7 +156,7 @@ INSTANTIATE_TEST_SUITE_P(
         AlertCase{kB, kIam, "latest/meta-data/iam", true},
         AlertCase{kB, kIam, "/latest/meta-data/iam?x=1", true},
         AlertCase{kB, kIam, "/latest/meta-data/?iam", false},
-        AlertCase{kB, kIam, "/latest/meta-data/#iam", false},
+        AlertCase{kB, kIam, "/latest/meta-data/#iam", true},  // "#" always alerts
         // ".." always alerts, even when it resolves away from every item.
         AlertCase{kB, kIam, "/latest/meta-data/ami-id/..", true},
         AlertCase{kB, kIam, "/latest/user-data/../meta-data/ami-id", true},
@@ -227,6 +227,28 @@ INSTANTIATE_TEST_SUITE_P(
         AlertCase{kW, "/2021-03-23/", "/latest/meta-data/x", false, Dated::kOn},
         AlertCase{kW, "/2021-03-23/", "/latest/meta-data/x", true, Dated::kOff},
         AlertCase{kW, "/", "/anything", false}, AlertCase{kW, "/", "/a/../b", true}));
+
+}  // namespace
+}  // namespace nfq::rules
+
+namespace nfq::rules {
+namespace {
+
+TEST(PathFilterAlwaysAlerts, FragmentsAndOddTargetFormsAlertWhateverTheLists) {
+  std::string error;
+  const auto black = PathFilter::Create(FilterMode::kBlacklist, "/latest/meta-data/iam", &error);
+  const auto white = PathFilter::Create(FilterMode::kWhitelist, "/latest/meta-data/", &error);
+  ASSERT_TRUE(black && white) << error;
+  for (const char* target : {"/latest/meta-data/#/../iam/security-credentials/",
+                             "http:/latest/meta-data/iam/security-credentials/",
+                             "latest/meta-data/iam/", "*"}) {
+    const ResolvedPath resolved = ResolveTarget(target);
+    EXPECT_TRUE(black->ShouldAlert(resolved)) << target;
+    EXPECT_TRUE(white->ShouldAlert(resolved)) << target;
+  }
+  EXPECT_FALSE(black->ShouldAlert(ResolveTarget("/latest/meta-data/instance-id")));
+  EXPECT_FALSE(white->ShouldAlert(ResolveTarget("/latest/meta-data/instance-id")));
+}
 
 }  // namespace
 }  // namespace nfq::rules
