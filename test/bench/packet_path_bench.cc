@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "rules/path_filter.h"
+#include "sensor/attributor.h"
 #include "sensor/inspector.h"
 #include "sensor/nfqueue.h"
 #include "test/sensor/test_packets.h"
@@ -40,7 +41,8 @@ struct Fixture {
   Inspector inspector;
   uint64_t drained = 0;
 
-  Fixture() : inspector(Config(), AllPaths(), &events) {}
+  explicit Fixture(Attributor* attributor = nullptr)
+      : inspector(Config(), AllPaths(), &events, attributor) {}
 
   static InspectorConfig Config() {
     InspectorConfig config;
@@ -162,8 +164,8 @@ BENCHMARK(BM_NonMetadataDestination);
 
 // A new connection per request as the daemon sees it with --payload-only rules: the request
 // segment opens the flow (joined mid-stream, no SYN), the FIN closes it; 16 client ports.
-void BM_ConnectionPerRequestPayloadOnly(benchmark::State& state) {
-  Fixture f;
+void RunConnectionPerRequest(benchmark::State& state, Attributor* attributor) {
+  Fixture f(attributor);
   std::vector<std::vector<uint8_t>> requests, fins;
   for (uint16_t port = 40000; port < 40016; ++port) {
     TcpSpec spec = MetadataV4(port);
@@ -184,7 +186,18 @@ void BM_ConnectionPerRequestPayloadOnly(benchmark::State& state) {
   state.counters["hits"] = static_cast<double>(f.drained);
   state.SetItemsProcessed(state.iterations() * 2);
 }
+
+void BM_ConnectionPerRequestPayloadOnly(benchmark::State& state) { RunConnectionPerRequest(state, nullptr); }
 BENCHMARK(BM_ConnectionPerRequestPayloadOnly);
+
+// The same with attribution on: what the packet thread adds is one lock-free push of the flow
+// key per new connection (the look-up itself runs on the attributor's worker, stubbed here so
+// the worker's /proc scans do not compete for the CPU being measured).
+void BM_ConnectionPerRequestWithAttribution(benchmark::State& state) {
+  Attributor attributor(AttributorConfig{}, [](const FlowKey&, int64_t) { return Attribution{}; });
+  RunConnectionPerRequest(state, &attributor);
+}
+BENCHMARK(BM_ConnectionPerRequestWithAttribution);
 
 }  // namespace
 }  // namespace nfq::sensor
