@@ -153,14 +153,14 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
   const KernelQueueStats k = ReadKernelQueueStats(queue_num);
   std::string line = fmt::format(
       "counters: packets={} bytes={} verdicts={} verdict_errors={} enobufs={} recv_errors={} "
-      "malformed_messages={} parse_errors={} not_metadata={} truncated_packets={} "
+      "malformed_messages={} parse_errors={} not_metadata={} truncated_packets={} ip_fragments={} "
       "payload_bytes={} flows={} flow_memory_bytes={} flows_created={} flows_evicted={} flows_expired={} "
       "flows_closed={} retransmissions={} inconsistent={} out_of_order={} holes={} late_data={} "
       "requests={} "
       "hits={} filtered={} "
       "events_dropped={} overflow_summaries={}",
       q.packets, q.bytes, q.verdicts, q.verdict_errors, q.enobufs, q.recv_errors,
-      q.malformed_messages, parse_errors, c.not_metadata, c.truncated_packets, c.payload_bytes,
+      q.malformed_messages, parse_errors, c.not_metadata, c.truncated_packets, c.ip_fragments, c.payload_bytes,
       inspector.flow_count(), inspector.flow_memory_bytes(), c.flows_created, c.flows_evicted, c.flows_expired, c.flows_closed,
       c.retransmissions, c.inconsistent, c.out_of_order, c.holes, c.late_data, c.requests, c.hits, c.filtered, c.events_dropped,
       c.overflow_summaries);

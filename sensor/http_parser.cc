@@ -104,7 +104,7 @@ void AssignCapped(std::string& field, std::string_view text, size_t cap) {
 }  // namespace
 
 std::string RequestFlagNames(uint32_t flags) {
-  static constexpr std::array<std::pair<uint32_t, const char*>, 10> kNames = {{
+  static constexpr std::array<std::pair<uint32_t, const char*>, 11> kNames = {{
       {request_flag::kTruncated, "truncated"},
       {request_flag::kOversized, "oversized"},
       {request_flag::kChunked, "chunked"},
@@ -115,6 +115,7 @@ std::string RequestFlagNames(uint32_t flags) {
       {request_flag::kProxyHeaders, "proxy_headers"},
       {request_flag::kUnframed, "unframed"},
       {request_flag::kLateData, "late_data"},
+      {request_flag::kIpFragment, "ip_fragment"},
   }};
   std::string names;
   for (const auto& [bit, name] : kNames) {

@@ -22,10 +22,12 @@ inline constexpr uint32_t kProxyHeaders = 1u << 7;  // X-Forwarded-For / Via / F
 inline constexpr uint32_t kUnframed = 1u << 8;      // Transfer-Encoding or a bad Content-Length:
                                                     // the flow is not followed further
 inline constexpr uint32_t kLateData = 1u << 9;      // bytes for a range the reader had passed
+inline constexpr uint32_t kIpFragment = 1u << 10;   // request bytes travelled in IP fragments:
+                                                    // the sensor saw only the first
 // After a request with one of these the sensor cannot vouch for what follows on the flow, so
 // the request is reported whatever the path lists say: going blind is never silent.
 inline constexpr uint32_t kAlwaysReport =
-    kNonHttp | kOversized | kUnframed | kHttp09 | kInconsistent | kLateData;
+    kNonHttp | kOversized | kUnframed | kHttp09 | kInconsistent | kLateData | kIpFragment;
 }  // namespace request_flag
 
 // Comma-separated names of the set bits, e.g. "truncated,oversized".

@@ -90,7 +90,10 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   const bool closing = (segment.flags & (tcp_flag::kFin | tcp_flag::kRst)) != 0;
   const auto now = FlowTable::Clock::now();
 
-  if (segment.payload.empty() && !(segment.flags & tcp_flag::kSyn)) {
+  if (segment.ip_fragment) ++counters_.ip_fragments;
+  const uint64_t requests_before = counters_.requests;
+
+  if (segment.payload.empty() && !(segment.flags & tcp_flag::kSyn) && !segment.ip_fragment) {
     if (closing) {
       if (Flow* flow = flows_.Find(segment.key)) {
         FinishFlow(*flow);
@@ -130,6 +133,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     flow->sticky_flags = 0;
     flow->stream.Start(segment.seq + 1);
   }
+  if (segment.ip_fragment) flow->sticky_flags |= request_flag::kIpFragment;
   // Only locally sent traffic has a local socket; forwarded traffic is identified by its
   // source address and input interface.
   if (attributor_ != nullptr && packet.hook == NF_INET_LOCAL_OUT && !flow->attribution_requested) {
@@ -154,6 +158,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     }
     counters_.payload_bytes += bytes.size();
   }
+  if (segment.ip_fragment) ReportFragment(*flow, requests_before);
   if (closing) {
     FinishFlow(*flow);
     Forget(*flow);
@@ -206,6 +211,23 @@ void Inspector::ReadLateBytes(Flow& flow, std::string_view late, uint32_t extra_
   };
   scratch.Feed(late, report);
   scratch.Finish(report);
+}
+
+void Inspector::ReportFragment(Flow& flow, uint64_t requests_before) {
+  // The rest of this segment travels in IP fragments without a TCP header: the rules cannot
+  // queue them and the stream will show a hole. Clients that are not crafting packets never
+  // fragment TCP to the metadata service, so this is reported now, whatever the path lists
+  // say, with what the first fragment showed; everything after on the flow is flagged too.
+  // Where the next segment starts is unknown, so the stream restarts at whichever comes next.
+  flow.stream.Flush([&](std::string_view in_order) { Feed(flow, in_order, 0); },
+                    [&] { OnHole(flow); });
+  flow.parser.Finish([&](const HttpRequest& request) { OnRequest(request, flow, 0); });
+  flow.stream.Reset();
+  if (counters_.requests == requests_before) {
+    HttpRequest unseen;
+    unseen.flags = request_flag::kTruncated;
+    OnRequest(unseen, flow, 0);
+  }
 }
 
 void Inspector::OnHole(Flow& flow) {

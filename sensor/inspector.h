@@ -39,6 +39,7 @@ struct InspectorCounters {
   std::array<uint64_t, 16> parse_errors{};  // indexed by PacketError
   uint64_t not_metadata = 0;     // destination other than the metadata service port 80
   uint64_t truncated_packets = 0;
+  uint64_t ip_fragments = 0;     // first fragments of fragmented segments (each reported)
   uint64_t payload_bytes = 0;
   uint64_t flows_created = 0;
   uint64_t flows_evicted = 0;    // at the flow-table cap or the flow memory budget
@@ -95,6 +96,7 @@ class Inspector {
   void Account(Flow& flow);
   void Forget(const Flow& flow) { memory_bytes_ -= flow.footprint; }
   void ReadLateBytes(Flow& flow, std::string_view late, uint32_t extra_flags);
+  void ReportFragment(Flow& flow, uint64_t requests_before);
   void Publish(InspectorEvent&& event);
   void FlushOverflow();
   void OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags);

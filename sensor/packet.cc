@@ -53,6 +53,7 @@ PacketParseResult ParseTcp(std::span<const uint8_t> packet, size_t tcp_offset, s
   const size_t payload_begin = tcp_offset + header_length;
   size_t payload_end = packet.size();
   segment.truncated = first_fragment;
+  segment.ip_fragment = first_fragment;
   if (announced_end == kNoAnnouncedEnd) {
     // Nothing announced: the buffer is the packet.
   } else if (announced_end < payload_begin || announced_end > packet.size()) {

@@ -55,6 +55,9 @@ struct TcpSegment {
   // announced length was shorter than the TCP header (a lie, or 0 for a GSO/jumbo packet),
   // or this is the first of several IP fragments; payload is what is really there.
   bool truncated = false;
+  // The first of several IP fragments: the rest of its bytes are in fragments that carry no
+  // TCP header, which the rules cannot match and the daemon cannot place.
+  bool ip_fragment = false;
 };
 
 struct PacketParseResult {

@@ -109,11 +109,17 @@ class OverloadTest(unittest.TestCase):
         measure(f"sustained: floor {f['rps']:.0f} req/s, target {target:.0f}, achieved {res['rps']:.0f} req/s "
                 f"({conns} connections, {SUSTAIN_S} s); served {served}, hits {hits}, errors {res['errors']}, "
                 f"non2xx {res['non2xx']}, enobufs {c.get('enobufs')}, events_dropped {c.get('events_dropped')}, "
-                f"holes {c.get('holes')}")
+                f"overflow_summaries {c.get('overflow_summaries')}, holes {c.get('holes')}")
         self.assertEqual((res["errors"], res["non2xx"]), (0, 0), r.stdout)
         self.assertGreater(res["requests"], 0)  # the rate reached is measured, not asserted (shared CPUs)
         self.assertEqual(hits, served, "hits do not add up to requests served")
-        self.assertEqual((c.get("enobufs"), c.get("events_dropped"), c.get("holes")), (0, 0, 0))
+        self.assertEqual((c.get("enobufs"), c.get("holes")), (0, 0))
+        # With --fold-window 0 every request is its own hit; on a loaded machine the alert
+        # thread can fall behind and the event ring fill. That is a cap, not a loss: the
+        # requests it could not carry one by one travel in queue_overflow summaries, which
+        # the count sum above already includes.
+        if c.get("events_dropped"):
+            self.assertGreater(c.get("overflow_summaries", 0), 0, "events dropped without a summary")
 
     def test_2_stop_and_cont_under_load(self):
         maxlen, stop_s = 64, 5

@@ -64,6 +64,27 @@ class PayloadOnlyTest(unittest.TestCase):
         data = req(paths[0]) + req(paths[1]) + req(paths[2], close=True)
         self.each_target([data], [(p, "") for p in paths])
 
+    def test_ip_fragments_are_never_missed(self):
+        # A raw-socket sender splits a segment into IP fragments: only the first has a TCP
+        # header. Either conntrack reassembled it before the hook (the whole request is seen)
+        # or the first fragment is queued by its own rule and reported flagged ip_fragment.
+        path = "/latest/meta-data/iam/security-credentials/role"
+        data = f"GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n".encode()
+        sender = os.path.join(lablib.HERE, "frag_sender.py")
+        for ns_name, src, sport in (("inst", LAB.ADDR["inst_imds4"], 40401), ("ctr", LAB.ADDR["ctr4"], 40402)):
+            with self.subTest(ns=ns_name):
+                LAB.run(getattr(LAB, ns_name), [sys.executable, sender, src, lablib.IMDS4, str(sport)],
+                        input=data, text=False)
+                hits = self.d.take_hits(1, timeout=5, settle=0.3)
+                self.assertEqual(len(hits), 1, hits)
+                hit = hits[0]
+                print(f"fragmented request from {ns_name}: url {hit['url']!r} flags {hit.get('flags', '')!r}",
+                      flush=True)
+                self.assertIn(str(sport), hit["src"])
+                if hit["url"] != path:
+                    self.assertIn("ip_fragment", hit.get("flags", ""), hit)
+                    self.assertTrue(path.startswith(hit["url"]) or hit["url"] == "", hit)
+
     def test_30k_path_is_reported_once_as_oversized(self):
         data = b"GET /latest/meta-data/" + b"x" * 30000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
         for ns_name, host in TARGETS:

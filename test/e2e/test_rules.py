@@ -87,24 +87,25 @@ class RulesTest(unittest.TestCase):
             out = LAB.run(LAB.inst, [tool, "-t", "mangle"]).stdout
             return sum(1 for line in out.splitlines() if pattern in line)
 
-        # Queue rules per chain: 4 with --payload-only (the default: payload, unusual headers,
-        # FIN, RST), 1 with --all-packets.
-        per_chain = 4
+        # Queue rules per chain with --payload-only (the default): payload, unusual headers,
+        # FIN, RST, and for IPv4 fragments (IPv6 fragments carry an extension header, which the
+        # unusual-headers rule queues); 1 with --all-packets.
+        per_chain = {4: 5, 6: 4}
         for _ in range(2):
             LAB.rules("install")
         for fam in (4, 6):
-            self.assertEqual(count("-j NFQUEUE", fam), 2 * per_chain, f"IPv{fam} queue rules")
+            self.assertEqual(count("-j NFQUEUE", fam), 2 * per_chain[fam], f"IPv{fam} queue rules")
             self.assertEqual(count("-j NFQ_APEEPER_OUT", fam), 1, f"IPv{fam} OUTPUT jumps")
             self.assertEqual(count("-j NFQ_APEEPER_FWD", fam), 1, f"IPv{fam} PREROUTING jumps")
             self.assertEqual(count("--mark 0x4e46", fam), 1, f"IPv{fam} own-traffic rules (output only)")
         # A reinstall with another queue number replaces the rules in place.
         LAB.rules("install", "--queue-num", "7")
         for fam in (4, 6):
-            self.assertEqual(count("--queue-num 7", fam), 2 * per_chain)
+            self.assertEqual(count("--queue-num 7", fam), 2 * per_chain[fam])
             self.assertEqual(count("--queue-num 0", fam), 0)
         LAB.rules("install", "--no-forward", "--no-ipv6")
         self.assertEqual(count("NFQ_APEEPER_FWD", 4), 0)
-        self.assertEqual(count("-j NFQUEUE", 4), per_chain)
+        self.assertEqual(count("-j NFQUEUE", 4), per_chain[4])
         self.assertEqual(count("NFQ_APEEPER", 6), 0)
         LAB.rules("install", "--all-packets")
         self.assertEqual(count("-j NFQUEUE", 4), 2)

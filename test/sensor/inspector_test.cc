@@ -216,6 +216,50 @@ TEST_F(InspectorTest, LateBytesBeforeTheFirstSeenAreReadAndReported) {
   EXPECT_EQ(inspector_.counters().late_data, 1u);
 }
 
+// A sender that fragments its TCP segments (a raw socket; real clients never do towards a
+// link-local service) hides the rest of each segment in fragments without a TCP header, which
+// the rules cannot queue. The first fragment is reported at once, whatever the path lists say.
+TEST_F(InspectorTest, IpFragmentsAreReportedWhateverTheLists) {
+  inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
+  auto send_first_fragment = [&](const TcpSpec& spec, std::string_view payload) {
+    std::vector<uint8_t> bytes = BuildTcp(spec, payload);
+    bytes[6] = 0x20;  // more fragments, offset 0
+    bytes[7] = 0x00;
+    QueuedPacket packet;
+    packet.hook = NF_INET_PRE_ROUTING;
+    packet.payload = bytes;
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    inspector_.OnPacket(packet);
+  };
+  TcpSpec spec = MetadataV4(6100);
+  send_first_fragment(spec, "GET /lat");
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_NE(hits[0].flags.find("ip_fragment"), std::string::npos) << hits[0].flags;
+  EXPECT_NE(hits[0].flags.find("truncated"), std::string::npos) << hits[0].flags;
+  EXPECT_EQ(hits[0].hook, "prerouting");
+
+  // Only the TCP header in the first fragment: still one hit.
+  send_first_fragment(MetadataV4(6101), "");
+  hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_NE(hits[0].flags.find("ip_fragment"), std::string::npos) << hits[0].flags;
+
+  // A whole request in the first fragment, then a harmless one on the same flow: both
+  // reported, because the flow can no longer be vouched for.
+  spec = MetadataV4(6102);
+  const std::string first = "GET /latest/meta-data/instance-id HTTP/1.1\r\n\r\n";
+  send_first_fragment(spec, first);
+  spec.seq += static_cast<uint32_t>(first.size()) + 64;  // the unseen rest of the segment
+  Send(spec, "GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n");
+  hits = Drain();
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].norm, "/latest/meta-data/instance-id");
+  EXPECT_EQ(hits[1].norm, "/latest/meta-data/ami-id");
+  for (const auto& hit : hits) EXPECT_NE(hit.flags.find("ip_fragment"), std::string::npos);
+  EXPECT_EQ(inspector_.counters().ip_fragments, 3u);
+}
+
 TEST(InspectorMemoryTest, StalledFlowsCannotGrowPastTheMemoryBudget) {
   Inspector::EventRing events(1 << 14);
   InspectorConfig config;

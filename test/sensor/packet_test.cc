@@ -348,6 +348,7 @@ TEST(ParsePacket, Ipv4Fragments) {
   const auto first = Parse(Ipv4(Tcp(spec), {.fragment_field = 0x2000}));
   ASSERT_EQ(first.error, PacketError::kNone);
   EXPECT_TRUE(first.segment.truncated);
+  EXPECT_TRUE(first.segment.ip_fragment);
   EXPECT_EQ(PayloadOf(first), spec.payload);
   // First fragment too short for the TCP header.
   Bytes tiny = Ipv4(Tcp(spec), {.fragment_field = 0x2000});
@@ -357,6 +358,7 @@ TEST(ParsePacket, Ipv4Fragments) {
   const auto df = Parse(Ipv4(Tcp(spec), {.fragment_field = 0x4000}));
   ASSERT_EQ(df.error, PacketError::kNone);
   EXPECT_FALSE(df.segment.truncated);
+  EXPECT_FALSE(df.segment.ip_fragment);
 }
 
 TEST(ParsePacket, Ipv6Plain) {
