@@ -3,7 +3,6 @@ mock Canary console (test/alerting/mock_console.py) on the instance's loopback. 
 once, a hit with the contract's fields, hit latency from request to console (median and worst
 over 100 requests), an outage during which hits wait in the spool and are each delivered once
 afterwards, and a kill -9 during the outage."""
-import json
 import os
 import signal
 import statistics
@@ -23,8 +22,7 @@ FIELDS = {"url", "norm", "method", "imds", "src", "uid", "pid", "owner", "cmdlin
 
 def console_records(name):
     try:
-        with open(os.path.join(CONSOLE["dir"], name)) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return lablib.read_jsonl(os.path.join(CONSOLE["dir"], name))
     except FileNotFoundError:
         return []
 

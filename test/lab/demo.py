@@ -1,7 +1,6 @@
 """The nfq-apeeper demo: a namespace lab with the real daemon, the real rules and a mock
 Canary console; real requests from the host and from a container; hits shown as they arrive.
 Run through scripts/demo (which builds first). Ctrl-C tears everything down."""
-import json
 import os
 import signal
 import subprocess
@@ -97,15 +96,11 @@ def main():
 
         say("what the console received (mock console records)")
         try:
-            with open(os.path.join(record_dir, "regs.jsonl")) as f:
-                for line in f:
-                    reg = json.loads(line)
-                    print(f"registration: {reg.get('form', reg)}")
-            with open(os.path.join(record_dir, "hits.jsonl")) as f:
-                for line in f:
-                    hit = json.loads(line)
-                    q = hit.get("query", hit)
-                    print(f"console hit: " + " ".join(f"{k}={v}" for k, v in q.items() if k in ("method", "url", "norm", "imds", "src", "count", "flags")))
+            for reg in lablib.read_jsonl(os.path.join(record_dir, "regs.jsonl")):
+                print(f"registration: {reg.get('form', reg)}")
+            for hit in lablib.read_jsonl(os.path.join(record_dir, "hits.jsonl")):
+                q = hit.get("query", hit)
+                print(f"console hit: " + " ".join(f"{k}={v}" for k, v in q.items() if k in ("method", "url", "norm", "imds", "src", "count", "flags")))
         except FileNotFoundError as e:
             print(f"(no console records: {e})")
 

@@ -43,6 +43,13 @@ PREFIX = "nfqlab"
 NS_RE = re.compile(rf"^{PREFIX}-(\d+)-")
 
 
+def read_jsonl(path):
+    """The complete records of a JSON-lines file another process is appending to: a last
+    line without its newline is still being written and is left for the next read."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
+
+
 def skip(reason):
     """Prints one line and exits 77 (ctest: skipped)."""
     print(f"SKIP: {reason}", flush=True)
@@ -314,8 +321,7 @@ class Lab:
         """Requests the mock IMDS has seen: list of dicts (method, path, headers, peer)."""
         if not self.imds_log or not os.path.exists(self.imds_log):
             return []
-        with open(self.imds_log, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return read_jsonl(self.imds_log)
 
     def start_accept_all(self, queue_num=0):
         """Binds queue_num in inst with the do-nothing consumer (test/bench/nfq_accept_all);
