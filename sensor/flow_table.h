@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <list>
 #include <unordered_map>
+#include <vector>
 
 #include "sensor/http_parser.h"
 #include "sensor/packet.h"
@@ -60,6 +61,34 @@ class FlowTable {
   Clock::duration idle_timeout_;
   Lru lru_;
   std::unordered_map<FlowKey, Lru::iterator, FlowKeyHash> index_;
+};
+
+// Keys of flows that were forgotten inside a request (idle timeout, eviction). If bytes come
+// back for one, reading them as a fresh start would be wrong (the rest of a body read as a
+// request line can hide the request after it), so the flow is flagged. Bounded: a ring of
+// `capacity` keys, the oldest pushed out first (counted).
+//
+// Thread-safety: packet thread only.
+class ForgottenFlows {
+ public:
+  explicit ForgottenFlows(size_t capacity);
+
+  void Add(const FlowKey& key);
+  // True, and forgets the key, when it was added and not pushed out since.
+  bool Take(const FlowKey& key);
+
+  size_t size() const { return index_.size(); }
+  uint64_t pushed_out() const { return pushed_out_; }
+
+ private:
+  struct Slot {
+    FlowKey key;
+    bool used = false;
+  };
+  std::vector<Slot> ring_;
+  size_t next_ = 0;  // the slot Add writes: the oldest
+  std::unordered_map<FlowKey, size_t, FlowKeyHash> index_;  // key -> slot
+  uint64_t pushed_out_ = 0;
 };
 
 template <class OnExpired>

@@ -103,8 +103,21 @@ void AssignCapped(std::string& field, std::string_view text, size_t cap) {
 
 }  // namespace
 
+void HttpRequestParser::ClearValue() noexcept {
+  value_.clear();
+  value_cut_ = false;
+}
+
+void HttpRequestParser::AppendValue(std::string_view bytes) {
+  const size_t room = kMaxHeaderValue - std::min(value_.size(), kMaxHeaderValue);
+  if (bytes.size() > room && bytes.substr(room).find_first_not_of(" \t\r") != std::string_view::npos) {
+    value_cut_ = true;
+  }
+  value_.append(bytes.substr(0, std::min(bytes.size(), room)));
+}
+
 std::string RequestFlagNames(uint32_t flags) {
-  static constexpr std::array<std::pair<uint32_t, const char*>, 11> kNames = {{
+  static constexpr std::array<std::pair<uint32_t, const char*>, 13> kNames = {{
       {request_flag::kTruncated, "truncated"},
       {request_flag::kOversized, "oversized"},
       {request_flag::kChunked, "chunked"},
@@ -116,6 +129,8 @@ std::string RequestFlagNames(uint32_t flags) {
       {request_flag::kUnframed, "unframed"},
       {request_flag::kLateData, "late_data"},
       {request_flag::kIpFragment, "ip_fragment"},
+      {request_flag::kUrgent, "urgent"},
+      {request_flag::kResumed, "resumed"},
   }};
   std::string names;
   for (const auto& [bit, name] : kNames) {
@@ -139,7 +154,7 @@ void HttpRequestParser::Reset() noexcept {
   body_remaining_ = 0;
   line_.clear();
   name_.clear();
-  value_.clear();
+  ClearValue();
   current_ = HttpRequest{};
 }
 
@@ -193,9 +208,7 @@ size_t HttpRequestParser::TakeRun(std::string_view rest) {
     const size_t n = lf == nullptr ? max : static_cast<size_t>(static_cast<const char*>(lf) - rest.data());
     if (n == 0) return 0;
     header_bytes_ += n;
-    if (state_ == State::kHeaderValue && StoresValue() && value_.size() < kMaxHeaderValue) {
-      value_.append(rest.substr(0, std::min(n, kMaxHeaderValue - value_.size())));
-    }
+    if (state_ == State::kHeaderValue && StoresValue()) AppendValue(rest.substr(0, n));
     previous_byte_ = static_cast<uint8_t>(rest[n - 1]);
     return n;
   }
@@ -251,7 +264,7 @@ void HttpRequestParser::Emit(OnRequest on_request) {
   transfer_encoding_seen_ = false;
   header_bytes_ = 0;
   line_.clear();
-  value_.clear();
+  ClearValue();
   name_.clear();
 }
 
@@ -259,7 +272,7 @@ void HttpRequestParser::StopFollowing() noexcept {
   state_ = State::kIgnore;
   line_.clear();
   name_.clear();
-  value_.clear();
+  ClearValue();
 }
 
 void HttpRequestParser::ReportNonHttp(OnRequest on_request) {
@@ -378,7 +391,7 @@ bool HttpRequestParser::StoresValue() const noexcept {
 
 void HttpRequestParser::StartHeaderValue(Header header) {
   header_ = header;
-  value_.clear();
+  ClearValue();
   switch (header) {
     case Header::kImdsToken:
       current_.has_imds_token = true;
@@ -412,8 +425,10 @@ void HttpRequestParser::CommitHeader() {
       break;
     }
     case Header::kContentLength: {
+      // A value longer than what is kept (say 600 leading zeros, then 47) is read by the
+      // server in full: a cut copy would frame the body differently, so it is unusable.
       uint64_t length = 0;
-      if (!ParseContentLength(value, length) ||
+      if (value_cut_ || !ParseContentLength(value, length) ||
           (content_length_seen_ && length != current_.content_length)) {
         content_length_bad_ = true;
       } else {
@@ -432,7 +447,7 @@ void HttpRequestParser::CommitHeader() {
       break;
   }
   header_ = Header::kNone;
-  value_.clear();
+  ClearValue();
 }
 
 void HttpRequestParser::StepHeader(uint8_t byte, OnRequest on_request) {
@@ -449,9 +464,7 @@ void HttpRequestParser::StepHeader(uint8_t byte, OnRequest on_request) {
     case State::kHeaderLineStart:
       if (IsSpace(byte) && header_ != Header::kNone) {
         // obs-fold: the line continues the previous header's value.
-        if (StoresValue() && !value_.empty() && value_.size() < kMaxHeaderValue) {
-          value_.push_back(' ');
-        }
+        if (StoresValue() && !value_.empty()) AppendValue(" ");
         state_ = State::kHeaderValueSpace;
         return;
       }
@@ -537,8 +550,13 @@ void HttpRequestParser::StepHeader(uint8_t byte, OnRequest on_request) {
         state_ = State::kHeaderLineStart;  // header_ stays pending for a folded line
         return;
       }
-      if (StoresValue() && value_.size() < kMaxHeaderValue)
-        value_.push_back(static_cast<char>(byte));
+      if (StoresValue()) {
+        if (value_.size() < kMaxHeaderValue) {
+          value_.push_back(static_cast<char>(byte));
+        } else if (!IsSpace(byte) && byte != '\r') {
+          value_cut_ = true;
+        }
+      }
       return;
 
     default:

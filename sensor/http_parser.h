@@ -46,6 +46,12 @@ class HttpRequestParser {
   // flow is not capped: a cap would be a blind spot, and each request costs bounded work.
   bool following() const noexcept { return state_ != State::kIgnore; }
 
+  // Inside a request (its head or its body) rather than between requests: where a flow
+  // forgotten now would be misread if its bytes came back.
+  bool inside_request() const noexcept {
+    return state_ != State::kLineStart && state_ != State::kIgnore;
+  }
+
   // Back to the start of a flow (following again, request count zero).
   void Reset() noexcept;
 
@@ -93,6 +99,10 @@ class HttpRequestParser {
   void ReportNonHttp(OnRequest on_request);
   void StopFollowing() noexcept;
   bool StoresValue() const noexcept;
+  void ClearValue() noexcept;
+  // Appends to the kept header value up to kMaxHeaderValue; notes when more than trailing
+  // whitespace had to be left out (value_cut_).
+  void AppendValue(std::string_view bytes);
 
   State state_ = State::kLineStart;
   Header header_ = Header::kNone;
@@ -100,6 +110,7 @@ class HttpRequestParser {
   bool content_length_seen_ = false;
   bool content_length_bad_ = false;
   bool transfer_encoding_seen_ = false;
+  bool value_cut_ = false;  // the kept header value lost bytes at kMaxHeaderValue
   uint8_t previous_byte_ = 0;
   uint32_t requests_ = 0;
   size_t header_bytes_ = 0;

@@ -24,10 +24,16 @@ inline constexpr uint32_t kUnframed = 1u << 8;      // Transfer-Encoding or a ba
 inline constexpr uint32_t kLateData = 1u << 9;      // bytes for a range the reader had passed
 inline constexpr uint32_t kIpFragment = 1u << 10;   // request bytes travelled in IP fragments:
                                                     // the sensor saw only the first
+inline constexpr uint32_t kUrgent = 1u << 11;      // a segment with TCP urgent data: the
+                                                    // receiver takes the urgent byte out of
+                                                    // the stream the sensor reads
+inline constexpr uint32_t kResumed = 1u << 12;     // the flow had been forgotten inside a
+                                                    // request (idle, evicted) and came back
 // After a request with one of these the sensor cannot vouch for what follows on the flow, so
 // the request is reported whatever the path lists say: going blind is never silent.
 inline constexpr uint32_t kAlwaysReport =
-    kNonHttp | kOversized | kUnframed | kHttp09 | kInconsistent | kLateData | kIpFragment;
+    kNonHttp | kOversized | kUnframed | kHttp09 | kInconsistent | kLateData | kIpFragment | kUrgent |
+    kResumed;
 }  // namespace request_flag
 
 // Comma-separated names of the set bits, e.g. "truncated,oversized".

@@ -63,7 +63,8 @@ Inspector::Inspector(const InspectorConfig& config, std::shared_ptr<const rules:
       filter_(std::move(filter)),
       events_(events),
       attributor_(attributor),
-      flows_(config.flow_table_cap, config.flow_idle) {}
+      flows_(config.flow_table_cap, config.flow_idle),
+      forgotten_(config.forgotten_cap) {}
 
 Inspector::~Inspector() = default;
 
@@ -96,10 +97,11 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   if (segment.payload.empty() && !(segment.flags & tcp_flag::kSyn) && !segment.ip_fragment) {
     if (closing) {
       if (Flow* flow = flows_.Find(segment.key)) {
-        FinishFlow(*flow);
-        Forget(*flow);
-        flows_.Erase(segment.key);
-        ++counters_.flows_closed;
+        if (CloseInWindow(*flow, segment.seq)) {
+          Close(segment.key, *flow);
+        } else {
+          ++counters_.closes_ignored;
+        }
       }
     }
     return;  // pure ACKs carry nothing to read
@@ -110,11 +112,18 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   Flow* flow = flows_.FindOrCreate(segment.key, now, &evicted_, &did_evict);
   if (did_evict) {
     ++counters_.flows_evicted;
-    FinishFlow(evicted_);
-    Forget(evicted_);
+    Retire(evicted_);
     evicted_ = Flow{};
   }
-  if (flows_.size() > before || did_evict) ++counters_.flows_created;
+  if (flows_.size() > before || did_evict) {
+    ++counters_.flows_created;
+    // Bytes for a flow that was dropped inside a request: without a SYN (a new connection
+    // on the same ports), where they fall in that request is unknown.
+    if (forgotten_.Take(segment.key) && !(segment.flags & tcp_flag::kSyn)) {
+      flow->sticky_flags |= request_flag::kResumed;
+      ++counters_.flows_resumed;
+    }
+  }
   flow->hook = packet.hook;
   flow->indev = packet.indev;
   if (packet.has_uid) {
@@ -134,6 +143,12 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     flow->stream.Start(segment.seq + 1);
   }
   if (segment.ip_fragment) flow->sticky_flags |= request_flag::kIpFragment;
+  if ((segment.flags & tcp_flag::kUrg) && !segment.payload.empty()) {
+    // Receivers without SO_OOBINLINE (the Linux default) take the urgent byte out of the
+    // stream: what the server reads differs from these bytes by one the sensor cannot place.
+    ++counters_.urgent_segments;
+    flow->sticky_flags |= request_flag::kUrgent;
+  }
   // Only locally sent traffic has a local socket; forwarded traffic is identified by its
   // source address and input interface.
   if (attributor_ != nullptr && packet.hook == NF_INET_LOCAL_OUT && !flow->attribution_requested) {
@@ -147,26 +162,53 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     // Joined mid-stream (daemon restart, eviction, SYN not queued): read from here.
     if (!flow->stream.started()) flow->stream.Start(seq);
     const uint32_t result = flow->stream.Offer(
-        seq, bytes, [&](std::string_view in_order) { Feed(*flow, in_order, extra_flags); },
+        seq, bytes,
+        [&](std::string_view in_order) {
+          // Flagged before the bytes are read: the request they complete carries the flag.
+          if (flow->stream.inconsistent()) flow->sticky_flags |= request_flag::kInconsistent;
+          Feed(*flow, in_order, extra_flags);
+        },
         [&] { OnHole(*flow); },
         [&](std::string_view late) { ReadLateBytes(*flow, late, extra_flags); });
     if (result & offer_result::kRetransmit) ++counters_.retransmissions;
     if (result & offer_result::kBuffered) ++counters_.out_of_order;
     if (result & offer_result::kInconsistent) {
       ++counters_.inconsistent;
-      flow->sticky_flags |= request_flag::kInconsistent;
+      flow->sticky_flags |= request_flag::kInconsistent;  // for later requests too
     }
     counters_.payload_bytes += bytes.size();
   }
   if (segment.ip_fragment) ReportFragment(*flow, requests_before);
   if (closing) {
-    FinishFlow(*flow);
-    Forget(*flow);
-    flows_.Erase(segment.key);
-    ++counters_.flows_closed;
-    return;
+    const uint32_t end = segment.seq + ((segment.flags & tcp_flag::kSyn) ? 1u : 0u) +
+                         static_cast<uint32_t>(segment.payload.size());
+    if (CloseInWindow(*flow, end)) {
+      Close(segment.key, *flow);
+      return;
+    }
+    ++counters_.closes_ignored;
   }
   Account(*flow);
+}
+
+bool Inspector::CloseInWindow(const Flow& flow, uint32_t seq) {
+  // A raw-socket sender can forge an RST or FIN the server ignores (out of window) to make
+  // the sensor drop the flow; a real close is at the next byte the server expects.
+  return !flow.stream.started() || flow.stream.next_seq() == seq;
+}
+
+void Inspector::Close(const FlowKey& key, Flow& flow) {
+  FinishFlow(flow);
+  Forget(flow);
+  flows_.Erase(key);
+  ++counters_.flows_closed;
+}
+
+void Inspector::Retire(Flow& flow) {
+  const bool inside = flow.parser.inside_request() || flow.stream.pending_bytes() > 0;
+  FinishFlow(flow);
+  Forget(flow);
+  if (inside) forgotten_.Add(flow.key);
 }
 
 void Inspector::Account(Flow& flow) {
@@ -177,18 +219,15 @@ void Inspector::Account(Flow& flow) {
   while (memory_bytes_ > config_.flow_memory_budget && flows_.size() > 1 &&
          flows_.PopOldest(&evicted_)) {
     ++counters_.flows_evicted;
-    FinishFlow(evicted_);
-    Forget(evicted_);
+    Retire(evicted_);
     evicted_ = Flow{};
   }
 }
 
 void Inspector::Tick() {
   FlushOverflow();
-  counters_.flows_expired += flows_.ExpireIdle(FlowTable::Clock::now(), [this](Flow& flow) {
-    FinishFlow(flow);
-    Forget(flow);
-  });
+  counters_.flows_expired +=
+      flows_.ExpireIdle(FlowTable::Clock::now(), [this](Flow& flow) { Retire(flow); });
 }
 
 void Inspector::Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags) {

@@ -43,7 +43,8 @@ enum class PacketError : uint8_t {
 const char* PacketErrorName(PacketError error) noexcept;
 
 namespace tcp_flag {
-inline constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10;
+inline constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10,
+                         kUrg = 0x20;
 }
 
 struct TcpSegment {

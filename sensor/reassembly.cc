@@ -23,6 +23,7 @@ void StreamReassembler::Reset() {
   history_.clear();
   pending_.clear();
   pending_bytes_ = 0;
+  inconsistent_ = false;
 }
 
 bool StreamReassembler::DiffersFromHistory(uint32_t seq, std::string_view bytes) const {
@@ -65,7 +66,10 @@ uint32_t StreamReassembler::Offer(uint32_t seq, std::string_view bytes, Deliver 
     // Starts before the next expected byte: the overlap was seen before.
     const size_t seen = std::min(bytes.size(), static_cast<size_t>(-ahead));
     result |= offer_result::kRetransmit;
-    if (DiffersFromHistory(seq, bytes.substr(0, seen))) result |= offer_result::kInconsistent;
+    if (DiffersFromHistory(seq, bytes.substr(0, seen))) {
+      result |= offer_result::kInconsistent;
+      inconsistent_ = true;
+    }
     bytes.remove_prefix(seen);
     seq += static_cast<uint32_t>(seen);
     if (bytes.empty()) return result;
@@ -135,7 +139,10 @@ void StreamReassembler::Buffer(uint32_t seq, std::string_view bytes, uint32_t* r
     const size_t offset = static_cast<size_t>(-gap);
     const size_t len = std::min(bytes.size(), held.bytes.size() - offset);
     *result |= offer_result::kRetransmit;
-    if (held.bytes.compare(offset, len, bytes.substr(0, len)) != 0) *result |= offer_result::kInconsistent;
+    if (held.bytes.compare(offset, len, bytes.substr(0, len)) != 0) {
+      *result |= offer_result::kInconsistent;
+      inconsistent_ = true;
+    }
     bytes.remove_prefix(len);
     seq += static_cast<uint32_t>(len);
     ++insert_at;

@@ -63,6 +63,10 @@ class StreamReassembler {
   void Flush(Deliver deliver, OnHole on_hole);
   void Reset();
 
+  // Overlapping bytes have differed since Start(). Set as soon as the overlap is seen,
+  // before the bytes it completes are delivered, so the reader can flag what it reports.
+  bool inconsistent() const { return inconsistent_; }
+
   size_t pending_bytes() const { return pending_bytes_; }
   // Heap bytes held (buffered segments and the history window).
   size_t memory_bytes() const { return pending_bytes_ + history_.capacity(); }
@@ -88,6 +92,7 @@ class StreamReassembler {
   std::string history_;  // the last kHistoryBytes delivered, ending at next_seq_
   std::vector<Segment> pending_;  // sorted by seq, non-overlapping, all after next_seq_
   size_t pending_bytes_ = 0;
+  bool inconsistent_ = false;
 };
 
 }  // namespace nfq::sensor

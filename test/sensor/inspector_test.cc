@@ -319,3 +319,154 @@ TEST_F(SmallInspectorTest, CountsAddUpThroughAFullQueue) {
 
 }  // namespace
 }  // namespace nfq::sensor
+
+namespace nfq::sensor {
+namespace {
+
+// Evasions found by review: each lets a request to a blacklisted path through unreported
+// unless the sensor notices it cannot vouch for the flow and says so.
+class EvasionTest : public InspectorTest {
+ protected:
+  EvasionTest() : InspectorTest(2, 64) {
+    inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
+  }
+  static bool Has(const alerting::Hit& hit, std::string_view flag) {
+    return hit.flags.find(flag) != std::string::npos;
+  }
+  const std::string evil_ = "GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\n\r\n";
+  // A harmless request whose body is exactly the credentials request.
+  const std::string cover_ =
+      "GET /ok HTTP/1.1\r\nContent-Length: " + std::to_string(evil_.size()) + "\r\n\r\n";
+};
+
+// A Content-Length longer than the kept header value (600 zeros, then the length) is read by
+// the server in full: the sensor must not frame the body with a cut copy.
+TEST_F(EvasionTest, ContentLengthLongerThanTheKeptValueIsUnframed) {
+  const std::string head = "GET /ok HTTP/1.1\r\nContent-Length: " + std::string(600, '0') +
+                           std::to_string(cover_.size()) + "\r\n\r\n";
+  Send(MetadataV4(7001), head + cover_ + evil_);
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_TRUE(Has(hits[0], "unframed")) << hits[0].flags;
+  // Trailing whitespace past the cap is not a cut: the value is still usable.
+  const std::string spaced = "GET /ok HTTP/1.1\r\nContent-Length: 0" + std::string(600, ' ') + "\r\n\r\n";
+  Send(MetadataV4(7002), spaced + evil_);
+  const auto second = Drain();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].norm, "/latest/meta-data/iam/security-credentials/");
+  EXPECT_FALSE(Has(second[0], "unframed")) << second[0].flags;
+}
+
+// Overlapping bytes that differ: the request they complete carries the flag (and is always
+// reported), not only the requests after it. Linux keeps the in-order segment.
+TEST_F(EvasionTest, InconsistentOverlapFlagsTheRequestItCompletes) {
+  const std::string first = "GET /latest/meta-data/";
+  const std::string in_order = "iam/security-credentials/ HTTP/1.1\r\n\r\n";
+  std::string decoy = "nstance-id/";
+  decoy += std::string(in_order.size() - 1 - decoy.size() - 13, 'x') + " HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(decoy.size(), in_order.size() - 1);
+  TcpSpec spec = MetadataV4(7003);
+  Send(spec, first);
+  spec.seq = 1000 + static_cast<uint32_t>(first.size()) + 1;
+  Send(spec, decoy);
+  spec.seq = 1000 + static_cast<uint32_t>(first.size());
+  Send(spec, in_order);
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_TRUE(Has(hits[0], "inconsistent")) << hits[0].flags;
+
+  // A retransmission that differs and runs past what was seen.
+  spec = MetadataV4(7004);
+  Send(spec, "GET /latest/meta-data/ami");
+  Send(spec, "GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\n\r\n");
+  hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_TRUE(Has(hits[0], "inconsistent")) << hits[0].flags;
+}
+
+// MSG_OOB: the receiver takes the urgent byte out of the stream ("i" "X" "am/..." reads
+// "/iam/..." to the server, "/iXam/..." to the sensor).
+TEST_F(EvasionTest, UrgentDataFlagsTheFlow) {
+  TcpSpec spec = MetadataV4(7005);
+  Send(spec, "GET /latest/meta-data/i");
+  spec.seq += 23;
+  spec.flags = 0x38;  // URG|PSH|ACK
+  Send(spec, "X");
+  spec.seq += 1;
+  Send(spec, "am/security-credentials/ HTTP/1.1\r\n\r\n");
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_TRUE(Has(hits[0], "urgent")) << hits[0].flags;
+  EXPECT_EQ(inspector_.counters().urgent_segments, 2u);
+}
+
+// A flow dropped inside a body (here evicted at the flow cap of 2; the idle timeout does the
+// same) comes back: its first "request" is the rest of a body, so the flow is flagged.
+TEST_F(EvasionTest, FlowForgottenInsideABodyIsFlaggedWhenItComesBack) {
+  const std::string head =
+      "POST /ok HTTP/1.1\r\nContent-Length: " + std::to_string(4 + cover_.size()) + "\r\n\r\nabcd";
+  TcpSpec spec = MetadataV4(7006);
+  Send(spec, head);
+  Send(MetadataV4(7007), "GET /a HTTP/1.1\r\n\r\n");
+  Send(MetadataV4(7008), "GET /b HTTP/1.1\r\n\r\n");  // evicts 7006
+  EXPECT_EQ(inspector_.counters().flows_evicted, 1u);
+  EXPECT_EQ(inspector_.forgotten_count(), 1u);
+  spec.seq += static_cast<uint32_t>(head.size());
+  Send(spec, cover_ + evil_);
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].norm, "/ok");
+  EXPECT_TRUE(Has(hits[0], "resumed")) << hits[0].flags;
+  EXPECT_EQ(inspector_.counters().flows_resumed, 1u);
+  EXPECT_EQ(inspector_.forgotten_count(), 0u);
+}
+
+// A flow between requests is not remembered: nothing can be misread when it comes back.
+TEST_F(EvasionTest, FlowForgottenBetweenRequestsIsNotFlagged) {
+  TcpSpec spec = MetadataV4(7009);
+  const std::string ok = "GET /ok HTTP/1.1\r\n\r\n";
+  Send(spec, ok);
+  Send(MetadataV4(7010), ok);
+  Send(MetadataV4(7011), ok);  // evicts 7009
+  EXPECT_EQ(inspector_.forgotten_count(), 0u);
+  spec.seq += static_cast<uint32_t>(ok.size());
+  Send(spec, evil_);
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_FALSE(Has(hits[0], "resumed")) << hits[0].flags;
+}
+
+// An RST or FIN away from the next expected byte is one the server drops (RFC 5961); the
+// sensor keeps the flow instead of forgetting it and misreading the rest of a body.
+TEST_F(EvasionTest, OutOfWindowCloseIsIgnored) {
+  const std::string head =
+      "POST /ok HTTP/1.1\r\nContent-Length: " + std::to_string(4 + cover_.size()) + "\r\n\r\nabcd";
+  TcpSpec spec = MetadataV4(7012);
+  Send(spec, head);
+  TcpSpec rst = spec;
+  rst.seq = 0x80000000u;
+  rst.flags = 0x04;
+  Send(rst, "");
+  TcpSpec fin = spec;
+  fin.seq = spec.seq + 5000;
+  fin.flags = 0x11;
+  Send(fin, "");
+  EXPECT_EQ(inspector_.counters().closes_ignored, 2u);
+  EXPECT_EQ(inspector_.counters().flows_closed, 0u);
+  spec.seq += static_cast<uint32_t>(head.size());
+  Send(spec, cover_ + evil_);
+  // The body was followed: the server and the sensor both read the credentials request.
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].norm, "/latest/meta-data/iam/security-credentials/");
+  // A close at the next byte ends the flow.
+  TcpSpec close = spec;
+  close.seq = spec.seq + static_cast<uint32_t>(cover_.size() + evil_.size());
+  close.flags = 0x11;
+  Send(close, "");
+  EXPECT_EQ(inspector_.counters().flows_closed, 1u);
+  EXPECT_EQ(inspector_.flow_count(), 0u);
+}
+
+}  // namespace
+}  // namespace nfq::sensor

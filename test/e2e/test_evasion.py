@@ -1,0 +1,72 @@
+"""Evasions on the real kernel path: a client shapes its bytes so that the metadata service
+reads a blacklisted path while the bytes the sensor reads say otherwise. Each must end in a
+hit: the real path, or a flag saying the sensor could not vouch for the flow (always
+reported, whatever the lists say). The lab's IMDS records what it really served."""
+import os
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from daemon_harness import Daemon, lablib, run_tests  # noqa: E402
+
+LAB = None
+DEAD_FACTORY = "http://127.0.0.1:1/factory"
+CREDS = "/latest/meta-data/iam/security-credentials/nfq-lab-role"
+EVIL = f"GET {CREDS} HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n".encode()
+# A harmless request whose body is exactly the credentials request.
+COVER = b"GET /latest/meta-data/ami-id HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(EVIL)
+
+
+class EvasionTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        LAB.start_imds()
+        LAB.rules("install")
+
+    def served_since(self, n):
+        return [r["path"] for r in LAB.imds_requests()[n:]]
+
+    def run_case(self, daemon_args, send, flag):
+        d = Daemon(LAB, "--factory", DEAD_FACTORY, "--fold-window", "0", "-b", "/latest/meta-data/iam",
+                   *daemon_args)
+        try:
+            n = len(LAB.imds_requests())
+            send()
+            time.sleep(0.5)
+            served = self.served_since(n)
+            hits = d.take_hits(1, timeout=5, settle=0.5)
+            st = LAB.queue_stats(LAB.inst).get(0)
+            self.assertEqual((st.waiting, st.queue_dropped, st.user_dropped), (0, 0, 0))
+        finally:
+            self.assertEqual(d.stop(), 0, d.all_output())
+        print(f"served {served}; hits {[(h['url'], h.get('flags', '')) for h in hits]}", flush=True)
+        self.assertIn(CREDS, served, "the case no longer reaches the credentials")
+        self.assertTrue(any(h["norm"] == CREDS or flag in h.get("flags", "").split(",") for h in hits),
+                        f"credentials served, no hit for them and no {flag!r} flag: {hits}")
+
+    def test_urgent_byte_in_the_path(self):
+        def send():
+            r = LAB.run(LAB.inst, [sys.executable, os.path.join(lablib.HERE, "oob_client.py"), lablib.IMDS4,
+                                   "/latest/meta-data/i", CREDS[len("/latest/meta-data/i"):]])
+            self.assertIn("200", r.stdout)
+        self.run_case([], send, "urgent")
+
+    def test_content_length_longer_than_the_sensor_keeps(self):
+        head = (b"GET /latest/meta-data/ami-id HTTP/1.1\r\nContent-Length: " + b"0" * 600 +
+                b"%d\r\n\r\n" % len(COVER))
+        self.run_case([], lambda: LAB.client(LAB.inst, lablib.IMDS4, [head + COVER + EVIL], check=False),
+                      "unframed")
+
+    def test_flow_resumed_inside_a_body_after_the_idle_timeout(self):
+        head = b"POST /latest/meta-data/ami-id HTTP/1.1\r\nContent-Length: %d\r\n\r\nabcd" % (4 + len(COVER))
+        # --flow-idle 1: the daemon forgets the flow in the 3 s pause, inside the body.
+        self.run_case(["--flow-idle", "1"],
+                      lambda: LAB.client(LAB.inst, lablib.IMDS4, [head, COVER + EVIL], delay=3.0, nodelay=True,
+                                         timeout=8, check=False),
+                      "resumed")
+
+
+if __name__ == "__main__":
+    run_tests(globals())
