@@ -179,8 +179,17 @@ ParseOutcome ParseOptions(int argc, char** argv, const char* env_factory) {
     const char* arg = optarg;
     switch (c) {
       case 'a': opts.factory_url = arg; break;
-      case 'b': opts.blacklist = arg; break;
-      case 'w': opts.whitelist = arg; break;
+      case 'b':
+      case 'w': {
+        // A second list would silently replace the first: all prefixes go in one list.
+        auto& list = c == 'b' ? opts.blacklist : opts.whitelist;
+        if (list) {
+          return fail(fmt::format("{} given twice: put all prefixes in one comma-separated list",
+                                  c == 'b' ? "-b/--blacklist" : "-w/--whitelist"));
+        }
+        list = arg;
+        break;
+      }
       case 'h': opts.help = true; break;
       case kQueueNum: {
         auto v = ParseUnsigned(arg, 0, 65535);
@@ -284,6 +293,11 @@ ParseOutcome ParseOptions(int argc, char** argv, const char* env_factory) {
   if (opts.help || opts.version) {
     out.options = std::move(opts);
     return out;
+  }
+  if (opts.backoff_initial_ms != 0 && opts.backoff_max_ms != 0 &&
+      opts.backoff_initial_ms > opts.backoff_max_ms) {
+    return fail(fmt::format("--backoff-initial-ms ({}) is larger than --backoff-max-ms ({})",
+                            opts.backoff_initial_ms, opts.backoff_max_ms));
   }
   if (opts.blacklist && opts.whitelist) {
     return fail("-b/--blacklist and -w/--whitelist cannot be used together");

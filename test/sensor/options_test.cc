@@ -42,6 +42,20 @@ TEST(OptionsTest, BlacklistWithWhitelistIsAUsageError) {
   EXPECT_NE(out.error.find("together"), std::string::npos);
 }
 
+TEST(OptionsTest, AListGivenTwiceIsAUsageError) {
+  auto out = Parse({"-b", "/a", "--blacklist", "/b"});
+  EXPECT_FALSE(out.options);
+  EXPECT_NE(out.error.find("given twice"), std::string::npos) << out.error;
+  EXPECT_FALSE(Parse({"-w", "/a", "-w", "/b"}).options);
+}
+
+TEST(OptionsTest, BackoffInitialAboveMaxIsAUsageError) {
+  auto out = Parse({"--backoff-initial-ms", "5000", "--backoff-max-ms", "1000"});
+  EXPECT_FALSE(out.options);
+  EXPECT_NE(out.error.find("--backoff-initial-ms"), std::string::npos) << out.error;
+  EXPECT_TRUE(Parse({"--backoff-initial-ms", "5000"}).options);  // max stays the default
+}
+
 TEST(OptionsTest, EmptyListsAreUsageErrors) {
   EXPECT_FALSE(Parse({"-b", ""}).options);
   EXPECT_FALSE(Parse({"--whitelist", "  "}).options);
