@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "alerting/file_util.h"
+#include "alerting/hit_codec.h"
 #include "alerting/hit_format.h"
 #include "alerting/http_client.h"
 #include "alerting/registration.h"
@@ -50,6 +51,7 @@ std::unique_ptr<ConsoleSink> ConsoleSink::Create(Config config, std::string* err
   }
   sink->spool_ = Spool::Open({c.state_dir, c.spool_cap_bytes, c.log}, error);
   if (!sink->spool_) return nullptr;
+  sink->RecoverFoldJournal();
   sink->http_ = HttpClient::Create({c.proxy, c.ca_file, c.user_agent, c.so_mark, c.log}, error);
   if (!sink->http_) return nullptr;
   return sink;
@@ -80,7 +82,11 @@ void ConsoleSink::AppendLocked(const Hit& hit) {
 void ConsoleSink::Publish(const Hit& hit) {
   std::lock_guard lk(mu_);
   counters_.published++;
-  if (auto out = folder_.Offer(hit, SteadyClock::now())) AppendLocked(*out);
+  if (auto out = folder_.Offer(hit, SteadyClock::now())) {
+    AppendLocked(*out);
+  } else {
+    folds_dirty_ = true;
+  }
   cv_.notify_one();
 }
 
@@ -88,7 +94,59 @@ void ConsoleSink::Flush() {
   std::lock_guard lk(mu_);
   for (const Hit& h : folder_.DrainAll()) AppendLocked(h);
   spool_->Sync();
+  WriteFoldJournalLocked();  // now spooled: the journal must not bring them back
   cv_.notify_one();
+}
+
+namespace {
+std::string FoldJournalPath(const std::string& state_dir) { return state_dir + "/folds.pending"; }
+}  // namespace
+
+void ConsoleSink::RecoverFoldJournal() {
+  const std::string path = FoldJournalPath(cfg_.state_dir);
+  const auto data = ReadSmallFile(path, 64u << 20);
+  if (!data) return;  // none: the last run stopped cleanly or never folded
+  bool rest_bad = false;
+  uint64_t hits = 0, requests = 0;
+  for (std::string_view payload : ParseFrames(*data, &rest_bad)) {
+    if (auto hit = DecodeHit(payload)) {
+      spool_->Append(*hit);
+      ++hits;
+      requests += hit->count;
+    } else {
+      rest_bad = true;
+    }
+  }
+  spool_->Sync();
+  ::unlink(path.c_str());
+  FsyncDir(cfg_.state_dir);
+  if (hits > 0 || rest_bad) {
+    Log(fmt::format("console: spooled {} folded follow-up hits ({} requests) that the last run "
+                    "left pending{}",
+                    hits, requests, rest_bad ? "; part of folds.pending was unreadable and skipped" : ""));
+  }
+}
+
+void ConsoleSink::WriteFoldJournalLocked() {
+  std::string data;
+  uint64_t id = 0;
+  for (const Hit& h : folder_.Pending()) data += EncodeFrame(++id, EncodeHit(h));
+  const std::string path = FoldJournalPath(cfg_.state_dir);
+  std::string error;
+  bool ok = true;
+  if (data.empty()) {
+    ok = ::unlink(path.c_str()) == 0 || errno == ENOENT;
+    if (!ok) error = "cannot remove " + path + ": " + ErrnoString(errno);
+  } else {
+    ok = AtomicWriteFile(path, data, 0600, &error, /*durable=*/false);
+  }
+  folds_dirty_ = !ok;
+  folds_written_ = SteadyClock::now();
+  if (!ok && !fold_journal_failing_) {
+    Log(fmt::format("console: fold journal: {}; folded counts are kept in memory only until "
+                    "it can be written", error));
+  }
+  fold_journal_failing_ = !ok;
 }
 
 void ConsoleSink::Stop() {
@@ -129,7 +187,15 @@ void ConsoleSink::Run() {
   const std::string factory_host = RedactUrl(cfg_.factory_url);
   while (!stopping_) {
     auto now = SteadyClock::now();
-    for (const Hit& h : folder_.Expire(now)) AppendLocked(h);
+    bool expired = false;
+    for (const Hit& h : folder_.Expire(now)) {
+      AppendLocked(h);
+      expired = true;
+    }
+    // Spooled follow-ups leave the journal at once; new folds at most every sync interval.
+    if (expired || (folds_dirty_ && now >= folds_written_ + cfg_.sync_interval)) {
+      WriteFoldJournalLocked();
+    }
     if (spool_->dirty() && now >= dirty_since_ + cfg_.sync_interval) spool_->Sync();
 
     if (now >= next_attempt_ && token_url_.empty()) {
@@ -229,6 +295,7 @@ void ConsoleSink::Run() {
       if (!wake || t < *wake) wake = t;
     };
     if (spool_->dirty()) earliest(dirty_since_ + cfg_.sync_interval);
+    if (folds_dirty_) earliest(folds_written_ + cfg_.sync_interval);
     if (token_url_.empty() || !spool_->empty()) earliest(next_attempt_);
     if (wake) {
       cv_.wait_until(lk, *wake);

@@ -107,6 +107,12 @@ class ConsoleSink : public AlertSink {
   explicit ConsoleSink(Config config);
   void Run();
   void AppendLocked(const Hit& hit);
+  // The fold journal (state dir, folds.pending) holds the counts of requests folded into
+  // windows still open, so that a crash or kill -9 does not lose them: rewritten (whole, by
+  // rename) when they changed, at most every sync interval, and emptied when they are
+  // spooled. A start spools what a dead predecessor left in it.
+  void RecoverFoldJournal();
+  void WriteFoldJournalLocked();
   void ScheduleRetryLocked(std::chrono::steady_clock::time_point now);
   void Log(std::string_view line) const;
 
@@ -123,6 +129,9 @@ class ConsoleSink : public AlertSink {
   bool in_request_ = false;  // the worker is in Perform (registration or delivery)
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::steady_clock::time_point dirty_since_{};
+  bool folds_dirty_ = false;  // the folder's pending counts differ from the journal
+  bool fold_journal_failing_ = false;  // last write failed (said once)
+  std::chrono::steady_clock::time_point folds_written_{};
   uint32_t consecutive_failures_ = 0;
   std::mt19937_64 rng_;
   Counters counters_;

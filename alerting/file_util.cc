@@ -56,7 +56,7 @@ bool FsyncDir(const std::string& dir) {
 }
 
 bool AtomicWriteFile(const std::string& path, std::string_view data, unsigned mode,
-                     std::string* error) {
+                     std::string* error, bool durable) {
   const std::string tmp = path + ".tmp";
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd) {
@@ -74,7 +74,7 @@ bool AtomicWriteFile(const std::string& path, std::string_view data, unsigned mo
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
-  if (::fsync(fd.get()) != 0) {
+  if (durable && ::fsync(fd.get()) != 0) {
     *error = "cannot fsync " + tmp + ": " + ErrnoString(errno);
     ::unlink(tmp.c_str());
     return false;
@@ -85,7 +85,7 @@ bool AtomicWriteFile(const std::string& path, std::string_view data, unsigned mo
     ::unlink(tmp.c_str());
     return false;
   }
-  FsyncDir(std::filesystem::path(path).parent_path().string());
+  if (durable) FsyncDir(std::filesystem::path(path).parent_path().string());
   return true;
 }
 

@@ -37,8 +37,10 @@ bool EnsurePrivateDir(const std::string& dir, std::string* error);
 
 // Writes path via path.tmp: write, fsync, rename, fsync the directory. Mode applies to the
 // new file. False with a reason on any failure (the old file is then untouched).
+// durable false skips both fsyncs: the file is whole or old after a crash of the process
+// (kill -9), not necessarily after a power loss.
 bool AtomicWriteFile(const std::string& path, std::string_view data, unsigned mode,
-                     std::string* error);
+                     std::string* error, bool durable = true);
 
 // The whole file, or nullopt if it cannot be read or is larger than max_bytes.
 std::optional<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);

@@ -91,6 +91,14 @@ std::vector<Hit> Folder::DrainAll() {
   return out;
 }
 
+std::vector<Hit> Folder::Pending() const {
+  std::vector<Hit> out;
+  for (const auto& [key, w] : table_) {
+    if (w.pending.count > 0) out.push_back(w.pending);
+  }
+  return out;
+}
+
 std::optional<Folder::SteadyTime> Folder::NextDeadline() const {
   std::optional<SteadyTime> next;
   for (const auto& [key, w] : table_) {

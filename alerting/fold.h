@@ -31,6 +31,8 @@ class Folder {
   std::vector<Hit> Expire(SteadyTime now);
   // Every pending follow-up, windows closed early (at stop).
   std::vector<Hit> DrainAll();
+  // Copies of the pending follow-ups, the table unchanged (for the fold journal).
+  std::vector<Hit> Pending() const;
   // When Expire next has something to do.
   std::optional<SteadyTime> NextDeadline() const;
 

@@ -411,4 +411,17 @@ Spool::Stats Spool::stats() const {
   return s;
 }
 
+std::vector<std::string_view> ParseFrames(std::string_view data, bool* rest_bad) {
+  std::vector<std::string_view> payloads;
+  size_t at = 0;
+  while (at < data.size()) {
+    const auto frame = ParseFrame(data, at);
+    if (!frame) break;
+    payloads.push_back(frame->payload);
+    at += frame->size;
+  }
+  *rest_bad = at < data.size();
+  return payloads;
+}
+
 }  // namespace nfq::alerting

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "alerting/file_util.h"
 #include "alerting/hit.h"
@@ -108,5 +109,8 @@ class Spool {
 
 // Frames (id, payload) as stored in spool.log.
 std::string EncodeFrame(uint64_t id, std::string_view payload);
+// The payloads of the valid frames that follow each other from the start of data; *rest_bad
+// is set when bytes after them are not a valid frame.
+std::vector<std::string_view> ParseFrames(std::string_view data, bool* rest_bad);
 
 }  // namespace nfq::alerting
