@@ -174,7 +174,9 @@ std::string RedactUserinfo(std::string text) {
   // "scheme://user:password@host" -> "scheme://<redacted>@host"
   for (size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
     const size_t start = at + 3;
-    const size_t stop = text.find_first_of("/?# \t\0'\"", start);
+    // The NUL that separates arguments ends the host part too: a literal would stop at it.
+    static constexpr std::string_view kHostEnd{"/?# \t\0'\"", 8};
+    const size_t stop = text.find_first_of(kHostEnd, start);
     const size_t amp = text.rfind('@', stop == std::string::npos ? text.size() : stop);
     if (amp == std::string::npos || amp < start) continue;
     text.replace(start, amp - start, "<redacted>");

@@ -61,6 +61,11 @@ TEST(RedactCmdline, UrlCredentialsNeverSurvive) {
             "curl http://<redacted>@169.254.169.254/latest/");
   EXPECT_EQ(RedactUserinfo("http://169.254.169.254/a@b"), "http://169.254.169.254/a@b");
   EXPECT_EQ(RedactUserinfo("no url here"), "no url here");
+  // Arguments end at NUL or a quote: an '@' in a later argument is not the URL's userinfo.
+  using namespace std::string_literals;
+  EXPECT_EQ(RedactUserinfo("curl\0http://169.254.169.254\0-d\0a@b"s), "curl\0http://169.254.169.254\0-d\0a@b"s);
+  EXPECT_EQ(RedactUserinfo("x='http://host' y@z"), "x='http://host' y@z");
+  EXPECT_EQ(RedactUserinfo("curl\0http://u:p@h/\0"s), "curl\0http://<redacted>@h/\0"s);
 }
 
 TEST(ProcessLookup, OwnSocketLeadsToOwnPid) {
