@@ -178,7 +178,10 @@ ParseOutcome ParseOptions(int argc, char** argv, const char* env_factory) {
   while ((c = getopt_long(argc, argv, ":a:b:w:h", kLongOptions, nullptr)) != -1) {
     const char* arg = optarg;
     switch (c) {
-      case 'a': opts.factory_url = arg; break;
+      case 'a':
+        if (*arg == '\0') return fail("-a/--factory: the URL is empty");
+        opts.factory_url = arg;
+        break;
       case 'b':
       case 'w': {
         // A second list would silently replace the first: all prefixes go in one list.

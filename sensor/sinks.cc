@@ -5,6 +5,7 @@
 
 #include "alerting/console_sink.h"
 #include "alerting/hit.h"
+#include "alerting/registration.h"
 #include "alerting/stdout_sink.h"
 #include "sensor/options.h"
 
@@ -64,17 +65,17 @@ std::unique_ptr<SinkSet> MakeSinks(const Options& options, LogFn log, std::strin
     sinks->stdout_sink_ = std::make_unique<alerting::StdoutSink>(
         options.log_format == LogFormat::kJson ? alerting::LogFormat::kJson : alerting::LogFormat::kText);
   }
-  std::string console_error;
-  auto console = alerting::ConsoleSink::Create(ConsoleConfig(options, log), &console_error);
-  if (console) {
-    console->Start();
-    sinks->console_sink_ = std::move(console);
-  } else if (!options.factory_url.empty()) {
-    *error = console_error;
-    return nullptr;
-  } else {
+  if (options.factory_url.empty() && !alerting::LoadTokenUrl(options.state_dir, "")) {
+    // Nothing to report to: the only case in which hits may go to stdout alone.
     log("no factory URL and no stored token: hits go to stdout only (give --factory URL)");
+    return sinks;
   }
+  // A console is configured (a factory URL or a stored token): failing to set it up (say an
+  // unreadable --ca-file) must stop the start, not quietly leave hits out of the spool.
+  auto console = alerting::ConsoleSink::Create(ConsoleConfig(options, log), error);
+  if (!console) return nullptr;
+  console->Start();
+  sinks->console_sink_ = std::move(console);
   return sinks;
 }
 

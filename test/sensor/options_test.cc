@@ -57,6 +57,7 @@ TEST(OptionsTest, BackoffInitialAboveMaxIsAUsageError) {
 }
 
 TEST(OptionsTest, EmptyListsAreUsageErrors) {
+  EXPECT_FALSE(Parse({"-a", ""}).options);
   EXPECT_FALSE(Parse({"-b", ""}).options);
   EXPECT_FALSE(Parse({"--whitelist", "  "}).options);
 }
