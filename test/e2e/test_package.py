@@ -228,6 +228,31 @@ class PackageTest(unittest.TestCase):
             self.assertIn("STATE-GONE", out)
 
 
+class RpmTest(unittest.TestCase):
+    """The .rpm for Amazon Linux carries the same files and starts nothing on install."""
+
+    def test_rpm_files_and_scriptlets(self):
+        if shutil.which("rpmbuild") is None or shutil.which("rpm") is None:
+            self.skipTest("rpmbuild missing (Debian package rpm)")
+        r = subprocess.run([os.path.join(SRC, "scripts", "package"), "rpm"], capture_output=True, text=True,
+                           timeout=900)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        rpm_file = r.stdout.split()[-1]
+        self.assertTrue(rpm_file.endswith(".rpm"), r.stdout)
+        files = run(["rpm", "-qpl", rpm_file]).stdout.split()
+        for p in ("/usr/sbin/nfq-apeeper", "/usr/sbin/nfq-apeeper-rules",
+                  "/usr/lib/systemd/system/nfq-apeeper.service", "/etc/default/nfq-apeeper",
+                  "/usr/share/doc/nfq-apeeper/deploy.md"):
+            self.assertIn(p, files)
+        modes = run(["rpm", "-qp", "--queryformat", "[%{FILEMODES:perms} %{FILENAMES}\\n]", rpm_file]).stdout
+        self.assertRegex(modes, r"-rw------- /etc/default/nfq-apeeper\n")
+        config = run(["rpm", "-qpc", rpm_file]).stdout.split()
+        self.assertEqual(config, ["/etc/default/nfq-apeeper"])
+        scripts = run(["rpm", "-qp", "--scripts", rpm_file]).stdout
+        post = scripts.split("postinstall scriptlet", 1)[1].split("scriptlet", 1)[0]
+        self.assertNotRegex(post, r"systemctl\s+(start|enable|restart)\b", post)
+
+
 class ServiceInLabTest(unittest.TestCase):
     """The documented steps (docs/deploy.md "By hand"), with the unit's own command lines."""
 
