@@ -133,13 +133,13 @@ std::string MergeFlags(std::string_view a, std::string_view b) {
   return out;
 }
 
-std::string EscapeForLog(std::string_view s) {
+std::string EscapeForLog(std::string_view s, bool quoted) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(s.size());
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+    if (c < 0x20 || (c == 0x20 && !quoted) || c >= 0x7f || c == '"' || c == '\\') {
       out += "\\x";
       out.push_back(kHex[c >> 4]);
       out.push_back(kHex[c & 0xF]);
@@ -158,7 +158,7 @@ std::string HitTextLine(const Hit& hit) {
       FormatIsoTime(EventTime(hit)), or_dash(hit.method), or_dash(hit.url), or_dash(hit.norm),
       or_dash(hit.src), or_dash(hit.imds), hit.uid < 0 ? "-" : std::to_string(hit.uid),
       hit.pid < 0 ? "-" : std::to_string(hit.pid), or_dash(hit.owner), hit.count,
-      or_dash(hit.flags), or_dash(hit.hook), EscapeForLog(hit.cmdline));
+      or_dash(hit.flags), or_dash(hit.hook), EscapeForLog(hit.cmdline, /*quoted=*/true));
 }
 
 }  // namespace nfq::alerting

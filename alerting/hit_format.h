@@ -32,7 +32,8 @@ std::string HitTextLine(const Hit& hit);
 // Union of two comma-separated flag lists, order of first appearance, no duplicates.
 std::string MergeFlags(std::string_view a, std::string_view b);
 
-// The \xNN escaping used by HitTextLine; also handy for diagnostics.
-std::string EscapeForLog(std::string_view s);
+// The \xNN escaping used by HitTextLine (controls, non-ASCII, '"', '\\', and spaces unless
+// the value is printed inside quotes); also handy for diagnostics.
+std::string EscapeForLog(std::string_view s, bool quoted = false);
 
 }  // namespace nfq::alerting

@@ -87,8 +87,10 @@ TEST(HitFormat, TextLineEscapesHostileBytes) {
   EXPECT_NE(line.find(" norm=/latest/meta-data/iam/x src=10.0.0.5:43210 imds=v1 uid=1000 "),
             std::string::npos)
       << line;
-  EXPECT_NE(line.find("cmdline=\"curl\\x20-s\\x20http://169.254.169.254/\""), std::string::npos)
-      << line;
+  // Inside its quotes the command line keeps its spaces; a quote in it cannot end the field.
+  EXPECT_NE(line.find("cmdline=\"curl -s http://169.254.169.254/\""), std::string::npos) << line;
+  h.cmdline = "sh -c \"x\" y";
+  EXPECT_NE(HitTextLine(h).find("cmdline=\"sh -c \\x22x\\x22 y\""), std::string::npos) << HitTextLine(h);
 }
 
 TEST(HitFormat, MergeFlagsIsAUnion) {

@@ -60,7 +60,12 @@ def main():
         threading.Thread(target=stream, args=(daemon.stdout, "HIT  ", GREEN), daemon=True).start()
         threading.Thread(target=stream, args=(daemon.stderr, "log  ", DIM), daemon=True).start()
         lab.wait_bound(lab.inst, 0, proc=daemon)
-        print(lab.rules("status").stdout.strip())
+        status = lab.rules("status").stdout.strip().splitlines()
+        rules = [line for line in status if line.strip().startswith(("IPv4:", "IPv6:"))]
+        for line in status:
+            if line not in rules:
+                print(line)
+        print(f"  ({len(rules)} rules in the nfq-apeeper chains; 'scripts/nfq-apeeper-rules status' lists them)")
 
         requests = [
             ("host, IPv4, IMDSv1", lab.inst, [f"{lablib.URL4}/latest/meta-data/instance-id"]),
@@ -73,6 +78,9 @@ def main():
             ("container, IPv6, dot-dot evasion", lab.ctr, [f"{lablib.URL6}/latest/meta-data/ami-id/../iam/security-credentials/",
                                                            "--path-as-is"]),
         ]
+        print("(each hit names who asked: uid, pid, owner, cmdline of the local process; a curl that exits\n"
+              " at once is sometimes gone before it is found (pid=-). Container traffic is forwarded: it has\n"
+              " no local process, the hit names its source address and hook prerouting. docs/attribution.md)")
         token = ""
         for label, ns, args in requests:
             shown = " ".join(args).replace("{token}", "$TOKEN")
@@ -100,7 +108,8 @@ def main():
                 print(f"registration: {reg.get('form', reg)}")
             for hit in lablib.read_jsonl(os.path.join(record_dir, "hits.jsonl")):
                 q = hit.get("query", hit)
-                print(f"console hit: " + " ".join(f"{k}={v}" for k, v in q.items() if k in ("method", "url", "norm", "imds", "src", "count", "flags")))
+                shown = ("method", "url", "norm", "imds", "src", "uid", "pid", "owner", "count", "flags")
+                print("console hit: " + " ".join(f"{k}={v}" for k, v in q.items() if k in shown))
         except FileNotFoundError as e:
             print(f"(no console records: {e})")
 
