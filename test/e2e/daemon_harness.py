@@ -26,7 +26,7 @@ def _counters(line):
 
 
 def print_totals():
-    print("queue totals over this run: " + " ".join(f"{k}={v}" for k, v in TOTALS.items()), flush=True)
+    lablib.measure("queue totals over this run: " + " ".join(f"{k}={v}" for k, v in TOTALS.items()))
 
 
 def daemon_binary():

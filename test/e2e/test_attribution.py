@@ -46,7 +46,7 @@ class AttributionTest(unittest.TestCase):
         hits = self.daemon.take_hits(N, timeout=30)
         self.assertEqual(len(hits), N)
         good = attributed(hits, "/curl")
-        print(f"\n  short-lived curl: {len(good)}/{N} attributed ({100.0 * len(good) / N:.1f}%)", flush=True)
+        lablib.measure(f"short-lived curl: {len(good)}/{N} attributed ({100.0 * len(good) / N:.1f}%)")
         for h in good:
             self.assertEqual(h["owner"], "root")
             self.assertTrue(h["cmdline"].startswith("curl -s -o /dev/null"), h)
@@ -76,7 +76,7 @@ class AttributionTest(unittest.TestCase):
         srcs = {h["src"] for h in hits}
         self.assertEqual(len(srcs), 1, "one connection expected")
         good = [h for h in hits if h["pid"] == pid]
-        print(f"\n  keep-alive python: {len(good)}/{N} attributed ({100.0 * len(good) / N:.1f}%)", flush=True)
+        lablib.measure(f"keep-alive python: {len(good)}/{N} attributed ({100.0 * len(good) / N:.1f}%)")
         self.assertEqual(len(good), N)
         self.assertIn("keepalive_client.py", good[0]["cmdline"])
         self.assertIn("python3", good[0]["exe"])

@@ -94,8 +94,8 @@ class ConsoleTest(unittest.TestCase):
             self.assertTrue(got, url)
             latencies.append(got[0]["received"] - sent)
         latencies.sort()
-        print(f"MEASURE hit latency request->console over 100 requests: median {statistics.median(latencies) * 1000:.1f} ms, "
-              f"worst {latencies[-1] * 1000:.1f} ms", flush=True)
+        lablib.measure(f"hit latency request->console over 100 requests: median {statistics.median(latencies) * 1000:.1f} ms, "
+              f"worst {latencies[-1] * 1000:.1f} ms")
         self.assertLess(latencies[-1], 1.0)  # "within a second"
         self.assertEqual(d.stop(), 0)
         out = d.all_output()
@@ -114,7 +114,7 @@ class ConsoleTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: all(self.delivered(u) for u in urls), 10))
         time.sleep(1)
         self.assertEqual({u: len(self.delivered(u)) for u in urls}, {u: 1 for u in urls})
-        print(f"MEASURE outage: {len(urls)} hits made during a console outage, each delivered once after it", flush=True)
+        lablib.measure(f"outage: {len(urls)} hits made during a console outage, each delivered once after it")
         self.assertEqual(d.stop(), 0)
 
     def test_3_kill9_during_outage_then_restart(self):
@@ -132,7 +132,7 @@ class ConsoleTest(unittest.TestCase):
         time.sleep(1)
         self.assertEqual({u: len(self.delivered(u)) for u in urls}, {u: 1 for u in urls})
         self.assertEqual(len(console_records("regs.jsonl")), 1, "registered once across restarts")
-        print(f"MEASURE kill -9 during outage: {len(urls)} spooled hits each delivered once after restart", flush=True)
+        lablib.measure(f"kill -9 during outage: {len(urls)} spooled hits each delivered once after restart")
         self.assertEqual(d2.stop(), 0)
 
 

@@ -52,9 +52,9 @@ class FloodTest(unittest.TestCase):
         line = d.wait_stderr("counters:")
         self.assertIsNotNone(line)
         fields = dict(f.split("=", 1) for f in line.split("counters: ", 1)[1].split() if "=" in f)
-        print(f"RSS KiB: start={rss[0]} after {FLOWS} flows={rss[1]} after {2 * FLOWS}={rss[2]}; "
+        lablib.measure(f"RSS KiB: start={rss[0]} after {FLOWS} flows={rss[1]} after {2 * FLOWS}={rss[2]}; "
               f"flows_evicted={fields['flows_evicted']} flows_closed={fields['flows_closed']} "
-              f"packets={fields['packets']}", flush=True)
+              f"packets={fields['packets']}")
         self.assertGreater(int(fields["flows_evicted"]), 0)
         self.assertLessEqual(int(fields["flows"]), 1024)
         # Flat: the second flood adds no more than a small slack over the first.

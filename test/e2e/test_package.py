@@ -182,7 +182,7 @@ class PackageTest(unittest.TestCase):
             last = [l for l in r.stdout.splitlines() if "Overall exposure level" in l]
             self.assertTrue(last, r.stdout + r.stderr)
             score = float(last[0].split(":")[1].split()[0])
-            print(f"\nsystemd-analyze security --offline=yes: {score}", flush=True)
+            lablib.measure(f"systemd-analyze security --offline=yes: {score}")
             self.assertLessEqual(score, 2.5, last[0])  # 2.2 with the attribution capabilities
 
     def test_maintainer_scripts_start_nothing_by_surprise(self):

@@ -43,6 +43,19 @@ PREFIX = "nfqlab"
 NS_RE = re.compile(rf"^{PREFIX}-(\d+)-")
 
 
+def measure(text):
+    """Prints a measured figure as a MEASURE line and adds it, with the test's name, to
+    $NFQ_BINARY_DIR/measurements.txt, which scripts/test prints at the end (ctest hides the
+    output of passing tests)."""
+    print(f"MEASURE {text}", flush=True)
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    try:
+        with open(os.path.join(BINARY_DIR, "measurements.txt"), "a", encoding="utf-8") as f:
+            f.write(f"{name}: {text}\n")
+    except OSError:
+        pass
+
+
 def read_jsonl(path):
     """The complete records of a JSON-lines file another process is appending to: a last
     line without its newline is still being written and is left for the next read."""
