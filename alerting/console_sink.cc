@@ -1,5 +1,7 @@
 #include "alerting/console_sink.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,27 +29,74 @@ void LogToStderr(std::string_view line) {
 
 }  // namespace
 
-std::unique_ptr<ConsoleSink> ConsoleSink::Create(Config config, std::string* error) {
-  if (!config.log) config.log = LogToStderr;
+namespace {
+
+// The checks Create and Check share; the stored token URL, if any, in *token_url.
+bool ValidateConfig(const ConsoleSink::Config& config, std::optional<std::string>* token_url,
+                    std::string* error) {
   if (!config.factory_url.empty() && !IsHttpUrl(config.factory_url)) {
     *error = "factory URL must be an http:// or https:// URL";
-    return nullptr;
+    return false;
   }
   if (!config.ca_file.empty() && ::access(config.ca_file.c_str(), R_OK) != 0) {
     *error = "cannot read the CA file " + config.ca_file + ": " + ErrnoString(errno);
-    return nullptr;
+    return false;
   }
-  if (!EnsurePrivateDir(config.state_dir, error)) return nullptr;
+  if (!EnsurePrivateDir(config.state_dir, error)) return false;
+  *token_url = LoadTokenUrl(config.state_dir, config.factory_url);
+  if (!*token_url && config.factory_url.empty()) {
+    *error = "no factory URL given and no token stored in " + config.state_dir +
+             " (pass -a URL, --factory-file or NFQ_APEEPER_FACTORY)";
+    return false;
+  }
+  return true;
+}
+
+// Two sinks on one state dir would write the same spool ids at the same offsets.
+UniqueFd LockStateDir(const std::string& state_dir, std::string* error) {
+  const std::string path = state_dir + "/lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) {
+    *error = "cannot open " + path + ": " + ErrnoString(errno);
+    return fd;
+  }
+  int rc;
+  do {
+    rc = ::flock(fd.get(), LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    *error = errno == EWOULDBLOCK
+                 ? "state dir " + state_dir + " is in use by another nfq-apeeper (one daemon per "
+                       "state dir; give this one its own --state-dir)"
+                 : "cannot lock " + path + ": " + ErrnoString(errno);
+    fd.reset();
+  }
+  return fd;
+}
+
+}  // namespace
+
+bool ConsoleSink::Check(Config config, std::string* error) {
+  std::optional<std::string> token_url;
+  if (!ValidateConfig(config, &token_url, error)) return false;
+  return HttpClient::Create({config.proxy, config.ca_file, config.user_agent, config.so_mark,
+                             [](std::string_view) {}},
+                            error) != nullptr;
+}
+
+std::unique_ptr<ConsoleSink> ConsoleSink::Create(Config config, std::string* error) {
+  if (!config.log) config.log = LogToStderr;
+  std::optional<std::string> token_url;
+  if (!ValidateConfig(config, &token_url, error)) return nullptr;
+  UniqueFd lock = LockStateDir(config.state_dir, error);
+  if (!lock) return nullptr;
 
   std::unique_ptr<ConsoleSink> sink(new ConsoleSink(std::move(config)));
+  sink->state_lock_ = std::move(lock);
   const Config& c = sink->cfg_;
-  if (auto stored = LoadTokenUrl(c.state_dir, c.factory_url)) {
-    sink->token_url_ = *stored;
+  if (token_url) {
+    sink->token_url_ = *token_url;
     sink->counters_.registered = true;
-  } else if (c.factory_url.empty()) {
-    *error = "no factory URL given and no token stored in " + c.state_dir +
-             " (pass -a URL, --factory-file or NFQ_APEEPER_FACTORY)";
-    return nullptr;
   }
   sink->spool_ = Spool::Open({c.state_dir, c.spool_cap_bytes, c.log}, error);
   if (!sink->spool_) return nullptr;

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "alerting/alert_sink.h"
+#include "alerting/file_util.h"
 #include "alerting/fold.h"
 #include "alerting/hit.h"
 
@@ -81,9 +82,14 @@ class ConsoleSink : public AlertSink {
   };
 
   // Validates and opens (state dir 0700 and writable, CA file readable, factory URL http(s)
-  // or a stored token, spool readable). nullptr + one-line *error otherwise.
+  // or a stored token, the state dir not in use by another sink, spool readable); spools
+  // what a crashed predecessor left in the fold journal. nullptr + one-line *error otherwise.
   // REQUIRES: curl_global_init was called.
   static std::unique_ptr<ConsoleSink> Create(Config config, std::string* error);
+
+  // What Create validates, without opening, locking or writing anything but the state dir
+  // itself (created if missing): safe beside a running daemon (nfq-apeeper --check).
+  static bool Check(Config config, std::string* error);
 
   ~ConsoleSink() override;
   ConsoleSink(const ConsoleSink&) = delete;
@@ -117,6 +123,7 @@ class ConsoleSink : public AlertSink {
   void Log(std::string_view line) const;
 
   Config cfg_;
+  UniqueFd state_lock_;  // flock on <state dir>/lock: one sink per state dir
   std::unique_ptr<HttpClient> http_;  // delivery thread only (Abort from any)
   std::unique_ptr<Spool> spool_;
 

@@ -53,32 +53,4 @@ bool FlowTable::PopOldest(Flow* out) {
   return true;
 }
 
-ForgottenFlows::ForgottenFlows(size_t capacity) : ring_(capacity == 0 ? 1 : capacity) {
-  index_.reserve(ring_.size());
-}
-
-void ForgottenFlows::Add(const FlowKey& key) {
-  if (auto it = index_.find(key); it != index_.end()) {
-    ring_[it->second].used = false;
-    index_.erase(it);
-  }
-  Slot& slot = ring_[next_];
-  if (slot.used) {
-    index_.erase(slot.key);
-    ++pushed_out_;
-  }
-  slot.key = key;
-  slot.used = true;
-  index_.emplace(key, next_);
-  next_ = (next_ + 1) % ring_.size();
-}
-
-bool ForgottenFlows::Take(const FlowKey& key) {
-  auto it = index_.find(key);
-  if (it == index_.end()) return false;
-  ring_[it->second].used = false;
-  index_.erase(it);
-  return true;
-}
-
 }  // namespace nfq::sensor

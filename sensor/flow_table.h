@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <list>
 #include <unordered_map>
-#include <vector>
 
 #include "sensor/http_parser.h"
 #include "sensor/packet.h"
@@ -21,8 +20,8 @@ struct Flow {
   FlowKey key;
   HttpRequestParser parser;
   StreamReassembler stream;
-  uint32_t sticky_flags = 0;
-  size_t footprint = 0;  // heap bytes held by parser and stream, as last accounted  // request_flag bits that apply to every later request (inconsistent)
+  uint32_t sticky_flags = 0;  // request_flag bits that apply to every later request
+  size_t footprint = 0;       // heap bytes held by parser and stream, as last accounted
   // Who sent it, as the kernel told us with its packets (kept for flows that end on a timer).
   uint8_t hook = 0;
   bool has_uid = false;
@@ -30,6 +29,8 @@ struct Flow {
   uint32_t gid = 0;
   uint32_t indev = 0;
   bool attribution_requested = false;  // the attributor was asked about this connection
+  bool has_syn = false;  // the connection's SYN was seen: syn_seq is its initial sequence number
+  uint32_t syn_seq = 0;
   std::chrono::steady_clock::time_point last_seen{};
 };
 
@@ -61,34 +62,6 @@ class FlowTable {
   Clock::duration idle_timeout_;
   Lru lru_;
   std::unordered_map<FlowKey, Lru::iterator, FlowKeyHash> index_;
-};
-
-// Keys of flows that were forgotten inside a request (idle timeout, eviction). If bytes come
-// back for one, reading them as a fresh start would be wrong (the rest of a body read as a
-// request line can hide the request after it), so the flow is flagged. Bounded: a ring of
-// `capacity` keys, the oldest pushed out first (counted).
-//
-// Thread-safety: packet thread only.
-class ForgottenFlows {
- public:
-  explicit ForgottenFlows(size_t capacity);
-
-  void Add(const FlowKey& key);
-  // True, and forgets the key, when it was added and not pushed out since.
-  bool Take(const FlowKey& key);
-
-  size_t size() const { return index_.size(); }
-  uint64_t pushed_out() const { return pushed_out_; }
-
- private:
-  struct Slot {
-    FlowKey key;
-    bool used = false;
-  };
-  std::vector<Slot> ring_;
-  size_t next_ = 0;  // the slot Add writes: the oldest
-  std::unordered_map<FlowKey, size_t, FlowKeyHash> index_;  // key -> slot
-  uint64_t pushed_out_ = 0;
 };
 
 template <class OnExpired>

@@ -130,7 +130,7 @@ std::string RequestFlagNames(uint32_t flags) {
       {request_flag::kLateData, "late_data"},
       {request_flag::kIpFragment, "ip_fragment"},
       {request_flag::kUrgent, "urgent"},
-      {request_flag::kResumed, "resumed"},
+      {request_flag::kMidstream, "midstream"},
   }};
   std::string names;
   for (const auto& [bit, name] : kNames) {

@@ -27,13 +27,14 @@ inline constexpr uint32_t kIpFragment = 1u << 10;   // request bytes travelled i
 inline constexpr uint32_t kUrgent = 1u << 11;      // a segment with TCP urgent data: the
                                                     // receiver takes the urgent byte out of
                                                     // the stream the sensor reads
-inline constexpr uint32_t kResumed = 1u << 12;     // the flow had been forgotten inside a
-                                                    // request (idle, evicted) and came back
+inline constexpr uint32_t kMidstream = 1u << 12;   // joined after the connection began (no
+                                                    // SYN seen, or a second SYN): where the
+                                                    // server's stream stands is unknown
 // After a request with one of these the sensor cannot vouch for what follows on the flow, so
 // the request is reported whatever the path lists say: going blind is never silent.
 inline constexpr uint32_t kAlwaysReport =
     kNonHttp | kOversized | kUnframed | kHttp09 | kInconsistent | kLateData | kIpFragment | kUrgent |
-    kResumed;
+    kMidstream;
 }  // namespace request_flag
 
 // Comma-separated names of the set bits, e.g. "truncated,oversized".

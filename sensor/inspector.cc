@@ -63,8 +63,7 @@ Inspector::Inspector(const InspectorConfig& config, std::shared_ptr<const rules:
       filter_(std::move(filter)),
       events_(events),
       attributor_(attributor),
-      flows_(config.flow_table_cap, config.flow_idle),
-      forgotten_(config.forgotten_cap) {}
+      flows_(config.flow_table_cap, config.flow_idle) {}
 
 Inspector::~Inspector() = default;
 
@@ -94,7 +93,11 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   if (segment.ip_fragment) ++counters_.ip_fragments;
   const uint64_t requests_before = counters_.requests;
 
-  if (segment.payload.empty() && !(segment.flags & tcp_flag::kSyn) && !segment.ip_fragment) {
+  const bool syn = (segment.flags & tcp_flag::kSyn) != 0;
+  const bool rst = (segment.flags & tcp_flag::kRst) != 0;
+  // A receiver never reads the payload of a RST: it is not stream data.
+  const std::span<const uint8_t> payload = rst ? std::span<const uint8_t>{} : segment.payload;
+  if (payload.empty() && !syn && !segment.ip_fragment) {
     if (closing) {
       if (Flow* flow = flows_.Find(segment.key)) {
         if (CloseInWindow(*flow, segment.seq)) {
@@ -115,13 +118,16 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     Retire(evicted_);
     evicted_ = Flow{};
   }
-  if (flows_.size() > before || did_evict) {
+  const bool created = flows_.size() > before || did_evict;
+  if (created) {
     ++counters_.flows_created;
-    // Bytes for a flow that was dropped inside a request: without a SYN (a new connection
-    // on the same ports), where they fall in that request is unknown.
-    if (forgotten_.Take(segment.key) && !(segment.flags & tcp_flag::kSyn)) {
-      flow->sticky_flags |= request_flag::kResumed;
-      ++counters_.flows_resumed;
+    if (!syn) {
+      // Joined after the connection began (daemon restart, eviction, idle timeout, a SYN
+      // passed unseen): where the server's stream stands is unknown. A raw-socket sender can
+      // exploit that (bytes the server drops as old, read here as the start of a request
+      // whose body hides the next), so every request on such a flow is reported.
+      flow->sticky_flags |= request_flag::kMidstream;
+      ++counters_.flows_midstream;
     }
   }
   flow->hook = packet.hook;
@@ -132,18 +138,26 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     flow->gid = packet.gid;
   }
 
-  if (segment.flags & tcp_flag::kSyn) {
-    // A new connection on a reused tuple: start over.
-    if (flow->stream.started()) {
+  if (syn) {
+    if (created) {
+      flow->syn_seq = segment.seq;
+      flow->stream.Start(segment.seq + 1);
+    } else if (!flow->has_syn || segment.seq != flow->syn_seq) {
+      // A SYN for a connection being followed: a new connection on a reused tuple, or one
+      // the server drops (an established connection answers it with a challenge ACK). The
+      // sensor cannot tell which, so it starts over and reports what follows.
       FinishFlow(*flow);
       flow->attribution_requested = false;  // a new connection, maybe a new process
-    }
-    flow->parser.Reset();
-    flow->sticky_flags = 0;
-    flow->stream.Start(segment.seq + 1);
+      flow->parser.Reset();
+      flow->sticky_flags |= request_flag::kMidstream;
+      ++counters_.syn_restarts;
+      flow->syn_seq = segment.seq;
+      flow->stream.Start(segment.seq + 1);
+    }  // else a retransmitted SYN: nothing changes
+    flow->has_syn = true;
   }
   if (segment.ip_fragment) flow->sticky_flags |= request_flag::kIpFragment;
-  if ((segment.flags & tcp_flag::kUrg) && !segment.payload.empty()) {
+  if ((segment.flags & tcp_flag::kUrg) && !payload.empty()) {
     // Receivers without SO_OOBINLINE (the Linux default) take the urgent byte out of the
     // stream: what the server reads differs from these bytes by one the sensor cannot place.
     ++counters_.urgent_segments;
@@ -155,11 +169,10 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     attributor_->Request(segment.key, flow->has_uid ? int64_t{flow->uid} : -1);
     flow->attribution_requested = true;  // a drop at the cap is counted there; Lookup retries
   }
-  if (!segment.payload.empty()) {
-    const uint32_t seq = segment.seq + ((segment.flags & tcp_flag::kSyn) ? 1u : 0u);
-    const std::string_view bytes(reinterpret_cast<const char*>(segment.payload.data()),
-                                 segment.payload.size());
-    // Joined mid-stream (daemon restart, eviction, SYN not queued): read from here.
+  if (!payload.empty()) {
+    const uint32_t seq = segment.seq + (syn ? 1u : 0u);
+    const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
+    // Joined mid-stream (flagged above): read from here.
     if (!flow->stream.started()) flow->stream.Start(seq);
     const uint32_t result = flow->stream.Offer(
         seq, bytes,
@@ -180,8 +193,8 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   }
   if (segment.ip_fragment) ReportFragment(*flow, requests_before);
   if (closing) {
-    const uint32_t end = segment.seq + ((segment.flags & tcp_flag::kSyn) ? 1u : 0u) +
-                         static_cast<uint32_t>(segment.payload.size());
+    // A RST counts at its own sequence number, a FIN after its payload.
+    const uint32_t end = segment.seq + (syn ? 1u : 0u) + static_cast<uint32_t>(payload.size());
     if (CloseInWindow(*flow, end)) {
       Close(segment.key, *flow);
       return;
@@ -205,10 +218,9 @@ void Inspector::Close(const FlowKey& key, Flow& flow) {
 }
 
 void Inspector::Retire(Flow& flow) {
-  const bool inside = flow.parser.inside_request() || flow.stream.pending_bytes() > 0;
+  // If the connection goes on, its next segment starts a flow without a SYN: flagged midstream.
   FinishFlow(flow);
   Forget(flow);
-  if (inside) forgotten_.Add(flow.key);
 }
 
 void Inspector::Account(Flow& flow) {

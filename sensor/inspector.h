@@ -47,7 +47,8 @@ struct InspectorCounters {
   uint64_t flows_closed = 0;     // FIN/RST
   uint64_t closes_ignored = 0;   // FIN/RST not at the next expected byte: the receiver would
                                  // not take it either (RFC 5961), so the flow is kept
-  uint64_t flows_resumed = 0;    // bytes came back for a flow forgotten inside a request
+  uint64_t flows_midstream = 0;  // flows joined without their SYN (requests flagged midstream)
+  uint64_t syn_restarts = 0;     // SYNs for a connection already followed (flagged midstream)
   uint64_t urgent_segments = 0;  // segments with TCP urgent data (their flow is flagged)
   uint64_t retransmissions = 0;  // segments carrying bytes seen before
   uint64_t inconsistent = 0;     // ...whose bytes differed from the first copy
@@ -70,8 +71,6 @@ struct InspectorConfig {
   // least recently used flows are evicted (each can hold ~26 KiB: a request line, headers,
   // out-of-order segments), so a flood of stalled connections cannot grow the daemon.
   size_t flow_memory_budget = 64u << 20;
-  // Keys of flows forgotten inside a request that are remembered (see ForgottenFlows).
-  size_t forgotten_cap = 16384;
 };
 
 class Inspector {
@@ -93,8 +92,6 @@ class Inspector {
   const InspectorCounters& counters() const { return counters_; }
   size_t flow_count() const { return flows_.size(); }
   size_t flow_memory_bytes() const { return memory_bytes_; }
-  size_t forgotten_count() const { return forgotten_.size(); }
-  uint64_t forgotten_pushed_out() const { return forgotten_.pushed_out(); }
 
  private:
   void Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags);
@@ -103,8 +100,7 @@ class Inspector {
   // Re-measures flow's buffers into memory_bytes_, then evicts old flows over the budget.
   void Account(Flow& flow);
   void Forget(const Flow& flow) { memory_bytes_ -= flow.footprint; }
-  // Ends a flow the sensor drops (idle, evicted): reports what it had, and remembers its key
-  // when it was inside a request.
+  // Ends a flow the sensor drops (idle, evicted): reports what it had.
   void Retire(Flow& flow);
   // Ends a flow its sender closed (FIN/RST at the expected byte).
   void Close(const FlowKey& key, Flow& flow);
@@ -121,7 +117,6 @@ class Inspector {
   EventRing* events_;
   Attributor* attributor_;
   FlowTable flows_;
-  ForgottenFlows forgotten_;
   Flow evicted_;  // scratch for the flow that FindOrCreate pushed out
   InspectorCounters counters_;
   InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest

@@ -90,8 +90,8 @@ bool CheckSinks(const Options& options, std::string* error) {
              "hits go to stdout only (give --factory URL)";
     return true;
   }
-  auto console = alerting::ConsoleSink::Create(ConsoleConfig(options, [](std::string_view) {}), error);
-  return console != nullptr;
+  // Never Create: beside a running daemon that would open its spool and fold journal.
+  return alerting::ConsoleSink::Check(ConsoleConfig(options, [](std::string_view) {}), error);
 }
 
 }  // namespace nfq::sensor

@@ -246,6 +246,35 @@ TEST_F(ConsoleSinkTest, FoldedCountsSurviveACrashInsideTheWindow) {
   EXPECT_LE(spooled_requests, 2u + 39u);
 }
 
+// One sink per state dir; a check beside it (nfq-apeeper --check) reads but never writes:
+// recovering the live journal there would count its folds twice.
+TEST_F(ConsoleSinkTest, StateDirIsLockedAndCheckLeavesItAlone) {
+  auto c = MakeConfig();
+  c.fold_window = 60s;
+  c.sync_interval = 10ms;
+  auto sink = MakeSink(c);
+  sink->Start();
+  for (int i = 0; i < 5; ++i) {
+    Hit h = Numbered(0);
+    h.src = "10.0.0.9:" + std::to_string(31000 + i);
+    sink->Publish(h);
+  }
+  const std::string journal = c.state_dir + "/folds.pending";
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(journal); }, 2s));
+  const auto spool_size = std::filesystem::file_size(c.state_dir + "/spool.log");
+
+  std::string error;
+  EXPECT_EQ(ConsoleSink::Create(c, &error), nullptr);
+  EXPECT_NE(error.find("in use by another nfq-apeeper"), std::string::npos) << error;
+
+  EXPECT_TRUE(ConsoleSink::Check(c, &error)) << error;
+  EXPECT_TRUE(std::filesystem::exists(journal));
+  EXPECT_EQ(std::filesystem::file_size(c.state_dir + "/spool.log"), spool_size);
+  sink->Stop();
+  sink.reset();
+  EXPECT_NE(MakeSink(c), nullptr) << "the lock goes with the sink";
+}
+
 TEST_F(ConsoleSinkTest, OutageThenRecoveryDeliversEachHitOnce) {
   auto sink = MakeSink(MakeConfig());
   sink->Start();

@@ -59,13 +59,34 @@ class EvasionTest(unittest.TestCase):
         self.run_case([], lambda: LAB.client(LAB.inst, lablib.IMDS4, [head + COVER + EVIL], check=False),
                       "unframed")
 
-    def test_flow_resumed_inside_a_body_after_the_idle_timeout(self):
+    def test_flow_taken_up_again_inside_a_body_after_the_idle_timeout(self):
         head = b"POST /latest/meta-data/ami-id HTTP/1.1\r\nContent-Length: %d\r\n\r\nabcd" % (4 + len(COVER))
         # --flow-idle 1: the daemon forgets the flow in the 3 s pause, inside the body.
         self.run_case(["--flow-idle", "1"],
                       lambda: LAB.client(LAB.inst, lablib.IMDS4, [head, COVER + EVIL], delay=3.0, nodelay=True,
                                          timeout=8, check=False),
-                      "resumed")
+                      "midstream")
+
+    # Segments the server drops but a sensor could take as the start of its stream. The
+    # sensor sees the SYN (payload-only rules queue it), so it knows where the stream begins.
+    def desync(self, mode, flag):
+        def send():
+            r = LAB.run(LAB.inst, [sys.executable, os.path.join(lablib.HERE, "desync_client.py"),
+                                   LAB.ADDR["inst_imds4"], lablib.IMDS4, mode], check=False)
+            self.assertIn("HTTP/1.1", r.stdout, r.stderr)  # served: checked by run_case
+        self.run_case([], send, flag)
+
+    def test_desync_control(self):
+        self.desync("plain", "-")
+
+    def test_desync_old_duplicate_before_the_first_byte(self):
+        self.desync("dup", "late_data")
+
+    def test_desync_second_syn_with_data(self):
+        self.desync("syn", "midstream")
+
+    def test_desync_rst_carrying_old_bytes(self):
+        self.desync("rst", "-")
 
 
 if __name__ == "__main__":

@@ -88,9 +88,9 @@ class RulesTest(unittest.TestCase):
             return sum(1 for line in out.splitlines() if pattern in line)
 
         # Queue rules per chain with --payload-only (the default): payload, unusual headers,
-        # FIN, RST, and for IPv4 fragments (IPv6 fragments carry an extension header, which the
-        # unusual-headers rule queues); 1 with --all-packets.
-        per_chain = {4: 5, 6: 4}
+        # SYN, FIN, RST, and for IPv4 fragments (IPv6 fragments carry an extension header, which
+        # the unusual-headers rule queues); 1 with --all-packets.
+        per_chain = {4: 6, 6: 5}
         for _ in range(2):
             LAB.rules("install")
         for fam in (4, 6):

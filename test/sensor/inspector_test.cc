@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <linux/netfilter.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,19 @@ class InspectorTest : public ::testing::Test {
     return config;
   }
 
+  // The first segment sent for a source port is preceded by the connection's SYN (at the
+  // segment's seq - 1), as the rules deliver it, unless midstream_ is set.
   void Send(const TcpSpec& spec, std::string_view payload, uint32_t uid = 1000) {
+    if (!midstream_ && (spec.flags & 0x02) == 0 && opened_.insert(spec.src_port).second) {
+      TcpSpec syn = spec;
+      syn.seq = spec.seq - 1;
+      syn.flags = 0x02;
+      SendRaw(syn, "", uid);
+    }
+    SendRaw(spec, payload, uid);
+  }
+
+  void SendRaw(const TcpSpec& spec, std::string_view payload, uint32_t uid = 1000) {
     const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
     QueuedPacket packet;
     packet.hook = NF_INET_LOCAL_OUT;
@@ -57,6 +70,8 @@ class InspectorTest : public ::testing::Test {
 
   Inspector::EventRing events_;
   Inspector inspector_;
+  std::set<uint16_t> opened_;
+  bool midstream_ = false;
 };
 
 TEST_F(InspectorTest, OneSegmentOneHitWithContractFields) {
@@ -95,10 +110,10 @@ TEST_F(InspectorTest, Ipv6AndImdsV2) {
 }
 
 TEST_F(InspectorTest, OtherDestinationsAreIgnored) {
-  Send(testing::V4(10, 0, 0, 9), "GET /latest/meta-data/ HTTP/1.1\r\n\r\n");
+  SendRaw(testing::V4(10, 0, 0, 9), "GET /latest/meta-data/ HTTP/1.1\r\n\r\n");
   TcpSpec other_port = MetadataV4();
   other_port.dst_port = 8080;
-  Send(other_port, "GET /latest/meta-data/ HTTP/1.1\r\n\r\n");
+  SendRaw(other_port, "GET /latest/meta-data/ HTTP/1.1\r\n\r\n");
   EXPECT_TRUE(Drain().empty());
   EXPECT_EQ(inspector_.counters().not_metadata, 2u);
 }
@@ -402,7 +417,10 @@ TEST_F(EvasionTest, UrgentDataFlagsTheFlow) {
 
 // A flow dropped inside a body (here evicted at the flow cap of 2; the idle timeout does the
 // same) comes back: its first "request" is the rest of a body, so the flow is flagged.
-TEST_F(EvasionTest, FlowForgottenInsideABodyIsFlaggedWhenItComesBack) {
+// A flow the sensor dropped (here evicted at the flow cap of 2; the idle timeout does the
+// same) and that comes back has no SYN: the sensor cannot know where the server's stream
+// stands, so every request on it is reported, flagged midstream.
+TEST_F(EvasionTest, FlowDroppedBySensorIsReportedMidstreamWhenItComesBack) {
   const std::string head =
       "POST /ok HTTP/1.1\r\nContent-Length: " + std::to_string(4 + cover_.size()) + "\r\n\r\nabcd";
   TcpSpec spec = MetadataV4(7006);
@@ -410,30 +428,97 @@ TEST_F(EvasionTest, FlowForgottenInsideABodyIsFlaggedWhenItComesBack) {
   Send(MetadataV4(7007), "GET /a HTTP/1.1\r\n\r\n");
   Send(MetadataV4(7008), "GET /b HTTP/1.1\r\n\r\n");  // evicts 7006
   EXPECT_EQ(inspector_.counters().flows_evicted, 1u);
-  EXPECT_EQ(inspector_.forgotten_count(), 1u);
+  spec.seq += static_cast<uint32_t>(head.size());
+  Send(spec, cover_ + evil_);  // no SYN: 7006 was opened before
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].norm, "/ok");
+  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+  EXPECT_EQ(inspector_.counters().flows_midstream, 1u);
+}
+
+// Dropped between requests is no safer: a raw-socket sender can first replay bytes that end
+// where the server's stream stands (dropped there as old), which a sensor starting fresh
+// would read as a request whose body hides the next.
+TEST_F(EvasionTest, ConnectionsJoinedWithoutTheirSynAreReportedWhateverTheLists) {
+  midstream_ = true;
+  TcpSpec spec = MetadataV4(7009);
+  Send(spec, cover_);
+  spec.seq += static_cast<uint32_t>(cover_.size());
+  Send(spec, evil_);
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].norm, "/ok");
+  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+}
+
+// With the SYN seen, bytes that end at the first byte of the stream are before it: the
+// server drops them as old, the sensor reads them on their own (late_data) and the real
+// request in order.
+TEST_F(EvasionTest, BytesBeforeTheFirstAfterTheSynAreReadOnTheirOwn) {
+  TcpSpec spec = MetadataV4(7013);
+  spec.seq = 5000;
+  TcpSpec syn = spec;
+  syn.seq = 4999;
+  syn.flags = 0x02;
+  SendRaw(syn, "");
+  TcpSpec replay = spec;
+  replay.seq = 5000 - static_cast<uint32_t>(cover_.size());
+  SendRaw(replay, cover_);
+  SendRaw(spec, evil_);
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].norm, "/ok");
+  EXPECT_TRUE(Has(hits[0], "late_data")) << hits[0].flags;
+  EXPECT_EQ(hits[1].norm, "/latest/meta-data/iam/security-credentials/");
+}
+
+// A second SYN (with or without data) on a followed connection is dropped by the server
+// while it is established; the sensor cannot tell that from a reused tuple, so it restarts
+// flagged midstream. A retransmitted SYN (same sequence number) changes nothing.
+TEST_F(EvasionTest, ASecondSynRestartsTheFlowFlagged) {
+  TcpSpec spec = MetadataV4(7014);
+  TcpSpec syn = spec;
+  syn.seq = 999;
+  syn.flags = 0x02;
+  SendRaw(syn, "");
+  SendRaw(syn, "");  // retransmitted
+  const std::string ok = "GET /ok HTTP/1.1\r\n\r\n";
+  SendRaw(spec, ok);
+  EXPECT_TRUE(Drain().empty());
+  EXPECT_EQ(inspector_.counters().syn_restarts, 0u);
+  const uint32_t next = spec.seq + static_cast<uint32_t>(ok.size());
+  TcpSpec second = spec;
+  second.flags = 0x02;
+  second.seq = next - 1 - static_cast<uint32_t>(cover_.size());
+  SendRaw(second, cover_);
+  spec.seq = next;
+  SendRaw(spec, evil_);
+  const auto hits = Drain();
+  ASSERT_GE(hits.size(), 1u);
+  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+  EXPECT_EQ(inspector_.counters().syn_restarts, 1u);
+}
+
+// A RST is taken at its own sequence number, and its payload is never stream data: a RST
+// that ends at the next byte but starts before it is one the server ignores.
+TEST_F(EvasionTest, RstWithDataIsTakenAtItsOwnSequenceNumber) {
+  const std::string head =
+      "POST /ok HTTP/1.1\r\nContent-Length: " + std::to_string(4 + cover_.size()) + "\r\n\r\nabcd";
+  TcpSpec spec = MetadataV4(7015);
+  Send(spec, head);
+  TcpSpec rst = spec;
+  rst.seq = spec.seq + static_cast<uint32_t>(head.size()) - 4;
+  rst.flags = 0x14;  // RST|ACK
+  SendRaw(rst, "abcd");
+  EXPECT_EQ(inspector_.counters().flows_closed, 0u);
+  EXPECT_EQ(inspector_.counters().closes_ignored, 1u);
   spec.seq += static_cast<uint32_t>(head.size());
   Send(spec, cover_ + evil_);
   const auto hits = Drain();
   ASSERT_EQ(hits.size(), 1u);
-  EXPECT_EQ(hits[0].norm, "/ok");
-  EXPECT_TRUE(Has(hits[0], "resumed")) << hits[0].flags;
-  EXPECT_EQ(inspector_.counters().flows_resumed, 1u);
-  EXPECT_EQ(inspector_.forgotten_count(), 0u);
-}
-
-// A flow between requests is not remembered: nothing can be misread when it comes back.
-TEST_F(EvasionTest, FlowForgottenBetweenRequestsIsNotFlagged) {
-  TcpSpec spec = MetadataV4(7009);
-  const std::string ok = "GET /ok HTTP/1.1\r\n\r\n";
-  Send(spec, ok);
-  Send(MetadataV4(7010), ok);
-  Send(MetadataV4(7011), ok);  // evicts 7009
-  EXPECT_EQ(inspector_.forgotten_count(), 0u);
-  spec.seq += static_cast<uint32_t>(ok.size());
-  Send(spec, evil_);
-  const auto hits = Drain();
-  ASSERT_EQ(hits.size(), 1u);
-  EXPECT_FALSE(Has(hits[0], "resumed")) << hits[0].flags;
+  EXPECT_EQ(hits[0].norm, "/latest/meta-data/iam/security-credentials/");
+  EXPECT_FALSE(Has(hits[0], "midstream")) << hits[0].flags;
 }
 
 // An RST or FIN away from the next expected byte is one the server drops (RFC 5961); the
