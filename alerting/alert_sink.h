@@ -11,7 +11,8 @@ class AlertSink {
   // REQUIRES: called from one thread at a time. May block briefly (stdout, spool append);
   // never called on the packet thread.
   virtual void Publish(const Hit& hit) = 0;
-  // Flush whatever is buffered; called at stop. Default: nothing buffered.
+  // Flush whatever is buffered; called after each batch of hits and at stop. Default: nothing
+  // buffered.
   virtual void Flush() {}
 };
 

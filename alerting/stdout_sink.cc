@@ -23,10 +23,22 @@ bool WriteFully(int fd, std::string_view data) {
 
 StdoutSink::StdoutSink(LogFormat format, int fd) : format_(format), fd_(fd) {}
 
+StdoutSink::~StdoutSink() { Flush(); }
+
 void StdoutSink::Publish(const Hit& hit) {
-  std::string line = format_ == LogFormat::kJson ? HitJsonLine(hit) : HitTextLine(hit);
-  line.push_back('\n');
-  if (!WriteFully(fd_, line)) write_errors_.fetch_add(1, std::memory_order_relaxed);
+  buffered_ += format_ == LogFormat::kJson ? HitJsonLine(hit) : HitTextLine(hit);
+  buffered_.push_back('\n');
+  ++buffered_lines_;
+  if (buffered_.size() >= kMaxBuffered) Flush();
+}
+
+void StdoutSink::Flush() {
+  if (buffered_.empty()) return;
+  if (!WriteFully(fd_, buffered_)) {
+    write_errors_.fetch_add(buffered_lines_, std::memory_order_relaxed);
+  }
+  buffered_.clear();
+  buffered_lines_ = 0;
 }
 
 }  // namespace nfq::alerting

@@ -42,7 +42,9 @@ void SinkSet::Publish(const alerting::Hit& hit) {
   if (console_sink_) console_sink_->Publish(hit);
 }
 
-void SinkSet::Tick() {}
+void SinkSet::Tick() {
+  if (stdout_sink_) stdout_sink_->Flush();  // the end of a batch of hits
+}
 
 void SinkSet::Flush() {
   if (stdout_sink_) stdout_sink_->Flush();

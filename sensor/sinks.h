@@ -25,7 +25,7 @@ class SinkSet {
   SinkSet();
   ~SinkSet();
   void Publish(const alerting::Hit& hit);
-  void Tick();
+  void Tick();  // after each batch of hits (and at least every 100 ms): flushes the event log
   void Flush();
   std::string FormatCounters() const;
 

@@ -1,8 +1,11 @@
 #include "alerting/hit_format.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "alerting/hit_codec.h"
@@ -125,7 +128,9 @@ TEST(StdoutSink, WritesOneLinePerHit) {
     Hit h = SampleHit();
     h.url = "/evil\nsecond line";
     text.Publish(h);
+    text.Flush();  // the alert thread flushes at the end of each batch
     json.Publish(h);
+    json.Flush();
     EXPECT_EQ(text.write_errors(), 0u);
   }
   close(fds[1]);
@@ -138,6 +143,27 @@ TEST(StdoutSink, WritesOneLinePerHit) {
   ASSERT_NE(nl, std::string::npos);
   EXPECT_EQ(out.find('\n', nl + 1), out.size() - 1);
   EXPECT_EQ(nlohmann::json::parse(out.substr(nl + 1))["url"], "/evil\nsecond line");
+}
+
+// A batch of hits is one write; a failed write counts every line it carried.
+TEST(StdoutSink, LinesOfABatchGoOutTogetherAtFlush) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_NONBLOCK), 0);
+  StdoutSink sink(LogFormat::kText, fds[1]);
+  for (int i = 0; i < 3; ++i) sink.Publish(SampleHit());
+  char buf[8192];
+  EXPECT_EQ(read(fds[0], buf, sizeof buf), -1) << "nothing before the batch ends";
+  sink.Flush();
+  const ssize_t n = read(fds[0], buf, sizeof buf);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::count(buf, buf + n, '\n'), 3);
+  close(fds[0]);
+  close(fds[1]);
+
+  StdoutSink broken(LogFormat::kJson, -1);
+  for (int i = 0; i < 3; ++i) broken.Publish(SampleHit());
+  broken.Flush();
+  EXPECT_EQ(broken.write_errors(), 3u);
 }
 
 }  // namespace
