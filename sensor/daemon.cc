@@ -486,6 +486,16 @@ int RunDaemon(int argc, char** argv) {
   // what was still waiting show in the last line.
   Log(FormatCounters(queue, inspector, *sinks, attributor, queue_watch, loop_stalls, opts.queue_num));
   queue.Close();
+  // Requests the full ring could not carry one by one wait in a summary for room: the alert
+  // thread is still draining, so room comes; without this their counts would die here.
+  for (int i = 0; i < 2000 && !inspector.FlushPending(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (inspector.pending_overflow() != 0) {
+    Log(fmt::format("stop: {} requests could not be handed to the alert thread within 2 s and are "
+                    "not reported (the alert queue stayed full)",
+                    inspector.pending_overflow()));
+  }
   alert_thread.Stop();
   Log(fmt::format("stopped: packets={} verdicts={} verdict_errors={} enobufs={}",
                   queue.counters().packets, queue.counters().verdicts,

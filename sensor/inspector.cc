@@ -236,6 +236,11 @@ void Inspector::Account(Flow& flow) {
   }
 }
 
+bool Inspector::FlushPending() {
+  FlushOverflow();
+  return overflow_count_ == 0;
+}
+
 void Inspector::Tick() {
   FlushOverflow();
   counters_.flows_expired +=

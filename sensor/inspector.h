@@ -87,6 +87,10 @@ class Inspector {
   void OnPacket(const QueuedPacket& packet);
   // Expires idle flows; call about once a second.
   void Tick();
+  // Pushes the queue_overflow summary still waiting for room in the ring, if any; true when
+  // nothing is left waiting. For the stop: retry while the alert thread drains.
+  bool FlushPending();
+  uint64_t pending_overflow() const { return overflow_count_; }
 
   void SetFilter(std::shared_ptr<const rules::PathFilter> filter);
   const InspectorCounters& counters() const { return counters_; }

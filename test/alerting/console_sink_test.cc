@@ -32,6 +32,15 @@ Hit Numbered(int i) {
   return h;
 }
 
+// n identical requests from one caller, each from its own source port: they fold.
+void PublishSameRequest(ConsoleSink& sink, int n, int first_port = 30000) {
+  for (int i = 0; i < n; ++i) {
+    Hit h = Numbered(0);
+    h.src = "10.0.0.9:" + std::to_string(first_port + i);
+    sink.Publish(h);
+  }
+}
+
 class ConsoleSinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -189,11 +198,7 @@ TEST_F(ConsoleSinkTest, ThreeHundredIdenticalRequestsFoldToCountsSummingTo300) {
   c.fold_window = 300ms;
   auto sink = MakeSink(c);
   sink->Start();
-  for (int i = 0; i < 300; ++i) {
-    Hit h = Numbered(0);
-    h.src = "10.0.0.9:" + std::to_string(30000 + i);
-    sink->Publish(h);
-  }
+  PublishSameRequest(*sink, 300);
   auto sum = [&] {
     uint64_t s = 0;
     for (const auto& h : mock_->Hits()) s += std::stoull(h["query"]["count"].get<std::string>());
@@ -215,11 +220,7 @@ TEST_F(ConsoleSinkTest, FoldedCountsSurviveACrashInsideTheWindow) {
   auto sink = MakeSink(c);
   sink->Start();
   ASSERT_TRUE(WaitFor([&] { return sink->counters().delivered == 0 && sink->counters().registered; }));
-  for (int i = 0; i < 40; ++i) {
-    Hit h = Numbered(0);
-    h.src = "10.0.0.9:" + std::to_string(30000 + i);
-    sink->Publish(h);
-  }
+  PublishSameRequest(*sink, 40);
   const std::string journal = c.state_dir + "/folds.pending";
   ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(journal); }, 2s));
   std::this_thread::sleep_for(100ms);  // past a sync interval: the journal holds all 39
@@ -254,11 +255,7 @@ TEST_F(ConsoleSinkTest, StateDirIsLockedAndCheckLeavesItAlone) {
   c.sync_interval = 10ms;
   auto sink = MakeSink(c);
   sink->Start();
-  for (int i = 0; i < 5; ++i) {
-    Hit h = Numbered(0);
-    h.src = "10.0.0.9:" + std::to_string(31000 + i);
-    sink->Publish(h);
-  }
+  PublishSameRequest(*sink, 5, 31000);
   const std::string journal = c.state_dir + "/folds.pending";
   ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(journal); }, 2s));
   const auto spool_size = std::filesystem::file_size(c.state_dir + "/spool.log");

@@ -301,6 +301,22 @@ class SmallInspectorTest : public InspectorTest {
   SmallInspectorTest() : InspectorTest(16, 8) {}
 };
 
+// At stop the summary of what the full ring could not carry must still get out: the daemon
+// retries FlushPending while the alert thread drains.
+TEST_F(SmallInspectorTest, PendingOverflowIsFlushedOnceThereIsRoom) {
+  for (uint16_t port = 1; port <= 12; ++port) {
+    Send(MetadataV4(port), "GET /x HTTP/1.1\r\n\r\n");
+  }
+  EXPECT_EQ(inspector_.pending_overflow(), 4u);
+  EXPECT_FALSE(inspector_.FlushPending());  // the ring (8) is still full
+  uint64_t counted = 0;
+  for (const auto& hit : Drain()) counted += hit.count;
+  EXPECT_TRUE(inspector_.FlushPending());
+  EXPECT_EQ(inspector_.pending_overflow(), 0u);
+  for (const auto& hit : Drain()) counted += hit.count;
+  EXPECT_EQ(counted, 12u);
+}
+
 TEST_F(SmallInspectorTest, FlowCapEvictsAndReportsWhatWasSeen) {
   for (uint16_t port = 1; port <= 40; ++port) Send(MetadataV4(port), "GET /stalled");
   EXPECT_EQ(inspector_.flow_count(), 16u);
@@ -352,6 +368,9 @@ class EvasionTest : public InspectorTest {
   // A harmless request whose body is exactly the credentials request.
   const std::string cover_ =
       "GET /ok HTTP/1.1\r\nContent-Length: " + std::to_string(evil_.size()) + "\r\n\r\n";
+  // A POST head whose body is "abcd" and then cover_ (sent later, on its own).
+  const std::string post_head_ =
+      "POST /ok HTTP/1.1\r\nContent-Length: " + std::to_string(4 + cover_.size()) + "\r\n\r\nabcd";
 };
 
 // A Content-Length longer than the kept header value (600 zeros, then the length) is read by
@@ -415,14 +434,11 @@ TEST_F(EvasionTest, UrgentDataFlagsTheFlow) {
   EXPECT_EQ(inspector_.counters().urgent_segments, 2u);
 }
 
-// A flow dropped inside a body (here evicted at the flow cap of 2; the idle timeout does the
-// same) comes back: its first "request" is the rest of a body, so the flow is flagged.
 // A flow the sensor dropped (here evicted at the flow cap of 2; the idle timeout does the
 // same) and that comes back has no SYN: the sensor cannot know where the server's stream
 // stands, so every request on it is reported, flagged midstream.
 TEST_F(EvasionTest, FlowDroppedBySensorIsReportedMidstreamWhenItComesBack) {
-  const std::string head =
-      "POST /ok HTTP/1.1\r\nContent-Length: " + std::to_string(4 + cover_.size()) + "\r\n\r\nabcd";
+  const std::string& head = post_head_;
   TcpSpec spec = MetadataV4(7006);
   Send(spec, head);
   Send(MetadataV4(7007), "GET /a HTTP/1.1\r\n\r\n");
@@ -503,8 +519,7 @@ TEST_F(EvasionTest, ASecondSynRestartsTheFlowFlagged) {
 // A RST is taken at its own sequence number, and its payload is never stream data: a RST
 // that ends at the next byte but starts before it is one the server ignores.
 TEST_F(EvasionTest, RstWithDataIsTakenAtItsOwnSequenceNumber) {
-  const std::string head =
-      "POST /ok HTTP/1.1\r\nContent-Length: " + std::to_string(4 + cover_.size()) + "\r\n\r\nabcd";
+  const std::string& head = post_head_;
   TcpSpec spec = MetadataV4(7015);
   Send(spec, head);
   TcpSpec rst = spec;
@@ -524,8 +539,7 @@ TEST_F(EvasionTest, RstWithDataIsTakenAtItsOwnSequenceNumber) {
 // An RST or FIN away from the next expected byte is one the server drops (RFC 5961); the
 // sensor keeps the flow instead of forgetting it and misreading the rest of a body.
 TEST_F(EvasionTest, OutOfWindowCloseIsIgnored) {
-  const std::string head =
-      "POST /ok HTTP/1.1\r\nContent-Length: " + std::to_string(4 + cover_.size()) + "\r\n\r\nabcd";
+  const std::string& head = post_head_;
   TcpSpec spec = MetadataV4(7012);
   Send(spec, head);
   TcpSpec rst = spec;
