@@ -31,9 +31,11 @@
 #endif
 
 #include "alerting/alert_sink.h"
+#include "alerting/fold.h"
 #include "alerting/hit.h"
 #include "rules/path_filter.h"
 #include "sensor/attributor.h"
+#include "sensor/container_address.h"
 #include "sensor/inspector.h"
 #include "sensor/nfqueue.h"
 #include "sensor/options.h"
@@ -203,11 +205,14 @@ constexpr auto kAttributionWait = std::chrono::milliseconds(200);
 
 // Completes a hit with who sent it: the local process for locally sent traffic, the input
 // interface for forwarded traffic. Alert thread only (may wait up to kAttributionWait).
-void Attribute(InspectorEvent& event, Attributor* attributor) {
+void Attribute(InspectorEvent& event, Attributor* attributor, ContainerAddressMap* addresses) {
   alerting::Hit& hit = event.hit;
   if (event.hook != NF_INET_LOCAL_OUT) {
+    // Forwarded: no local process. The interface, and the container the runtimes' state
+    // files give the source address to.
     char name[IF_NAMESIZE] = {};
     if (event.indev != 0 && if_indextoname(event.indev, name) != nullptr) hit.iface = name;
+    if (addresses != nullptr) hit.container = addresses->Find(alerting::Folder::AddressWithoutPort(hit.src));
     return;
   }
   if (attributor == nullptr) return;
@@ -232,12 +237,13 @@ void Attribute(InspectorEvent& event, Attributor* attributor) {
 class AlertThread {
  public:
   AlertThread(Inspector::EventRing* ring, SinkSet* sinks, int wake_fd, Attributor* attributor,
-              QueueWatch* queue_watch)
+              QueueWatch* queue_watch, ContainerAddressMap* container_addresses)
       : ring_(ring),
         sinks_(sinks),
         wake_fd_(wake_fd),
         attributor_(attributor),
         queue_watch_(queue_watch),
+        container_addresses_(container_addresses),
         thread_([this] { Run(); }) {}
   ~AlertThread() { Stop(); }
 
@@ -255,7 +261,7 @@ class AlertThread {
   size_t Drain() {
     size_t drained = 0;
     while (auto event = ring_->TryPop()) {
-      Attribute(*event, attributor_);
+      Attribute(*event, attributor_, container_addresses_);
       sinks_->Publish(event->hit);
       ++drained;
     }
@@ -289,6 +295,7 @@ class AlertThread {
   int wake_fd_;
   Attributor* attributor_;
   QueueWatch* queue_watch_;
+  ContainerAddressMap* container_addresses_;
   std::chrono::steady_clock::time_point next_sample_{};
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -398,7 +405,9 @@ int RunDaemon(int argc, char** argv) {
   Inspector inspector(inspector_config, filter, &events, &attributor);
   QueueWatch queue_watch(opts.queue_num, opts.queue_maxlen);
   uint64_t loop_stalls = 0;
-  AlertThread alert_thread(&events, sinks.get(), wake_fd.get(), &attributor, &queue_watch);
+  ContainerAddressMap container_addresses(opts.container_state_root);  // the alert thread's alone
+  AlertThread alert_thread(&events, sinks.get(), wake_fd.get(), &attributor, &queue_watch,
+                           &container_addresses);
 
   Log(fmt::format("started {}: queue {} (maxlen {}, --rcvbuf {} bytes, kernel reports {}), paths: {}",
                   NFQ_APEEPER_VERSION, opts.queue_num, opts.queue_maxlen, opts.rcvbuf_bytes,

@@ -18,6 +18,7 @@ enum LongOnly : int {
   kRcvbuf,
   kFlowTableCap,
   kFlowIdle,
+  kContainerStateRoot,
   kFlowMemory,
   kEventQueueCap,
   kStateDir,
@@ -47,6 +48,7 @@ const option kLongOptions[] = {
     {"rcvbuf", required_argument, nullptr, kRcvbuf},
     {"flow-table-cap", required_argument, nullptr, kFlowTableCap},
     {"flow-idle", required_argument, nullptr, kFlowIdle},
+    {"container-state-root", required_argument, nullptr, kContainerStateRoot},
     {"flow-memory", required_argument, nullptr, kFlowMemory},
     {"event-queue-cap", required_argument, nullptr, kEventQueueCap},
     {"state-dir", required_argument, nullptr, kStateDir},
@@ -125,6 +127,10 @@ Tuning:
       --flow-idle SECONDS    forget a flow idle this long (default 120)
       --flow-memory MIB      buffers all flows may hold together (default 64, LRU eviction)
       --event-queue-cap N    hits waiting for the alert thread (default 4096)
+      --container-state-root DIR
+                             root of the container runtimes' state files, for naming the
+                             container of forwarded traffic (default /: var/lib/cni/networks,
+                             var/lib/docker/containers)
       --no-stdout            do not write events to stdout
       --backoff-initial-ms N, --backoff-max-ms N
                              console retry backoff (default 1000 and 300000)
@@ -218,6 +224,10 @@ ParseOutcome ParseOptions(int argc, char** argv, const char* env_factory) {
         opts.flow_table_cap = static_cast<uint32_t>(*v);
         break;
       }
+      case kContainerStateRoot:
+        if (*arg == '\0') return fail("--container-state-root: the directory is empty");
+        opts.container_state_root = arg;
+        break;
       case kFlowIdle: {
         auto v = ParseUnsigned(arg, 1, 86400);
         if (!v) return fail(fmt::format("--flow-idle: '{}' is not a number of seconds from 1 to 86400", arg));

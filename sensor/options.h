@@ -21,6 +21,8 @@ struct Options {
   uint32_t rcvbuf_bytes = 8u << 20;
   uint32_t flow_table_cap = 16384;
   uint32_t flow_idle_seconds = 120;
+  // Where the container runtimes' state files are (var/lib/cni, var/lib/docker below it).
+  std::string container_state_root = "/";
   uint32_t flow_memory_mib = 64;
   uint32_t event_queue_cap = 4096;
   std::string state_dir = "/var/lib/nfq-apeeper";

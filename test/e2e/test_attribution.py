@@ -150,6 +150,14 @@ class AttributionTest(unittest.TestCase):
         self.assertEqual(h.get("container"), f"docker://{DOCKER_ID}", h)
 
     def test_forwarded_from_the_container_namespace(self):
+        # The runtime's state (CNI host-local IPAM) names the container behind the address.
+        root = os.path.join(LAB.tmpdir, "runtime-root")
+        net = os.path.join(root, "var", "lib", "cni", "networks", "lab")
+        os.makedirs(net)
+        with open(os.path.join(net, LAB.ADDR["ctr4"]), "w") as f:
+            f.write(f"{DOCKER_ID}\neth0\n")
+        self.daemon.stop()
+        self.daemon = Daemon(LAB, "--fold-window", "0", "--container-state-root", root)
         LAB.curl(LAB.ctr, f"{URL4}/latest/meta-data/forwarded")
         hits = self.daemon.take_hits(1)
         self.assertEqual(len(hits), 1)
@@ -159,6 +167,7 @@ class AttributionTest(unittest.TestCase):
         self.assertTrue(h["src"].startswith(LAB.ADDR["ctr4"] + ":"), h)
         self.assertTrue(h.get("iface"), h)
         self.assertNotIn("exe", h)
+        self.assertEqual(h.get("container"), f"cni://{DOCKER_ID}", h)
 
 
 if __name__ == "__main__":
