@@ -53,4 +53,35 @@ bool FlowTable::PopOldest(Flow* out) {
   return true;
 }
 
+ForgottenFlows::ForgottenFlows(size_t capacity) : ring_(capacity == 0 ? 1 : capacity) {
+  index_.reserve(ring_.size());
+}
+
+void ForgottenFlows::Add(const FlowKey& key, Clock::time_point now) {
+  if (auto it = index_.find(key); it != index_.end()) {
+    ring_[it->second].used = false;
+    index_.erase(it);
+  }
+  Slot& slot = ring_[next_];
+  if (slot.used) {
+    index_.erase(slot.key);
+    ++pushed_out_;
+  }
+  slot.key = key;
+  slot.added = now;
+  slot.used = true;
+  index_.emplace(key, next_);
+  next_ = (next_ + 1) % ring_.size();
+}
+
+bool ForgottenFlows::Take(const FlowKey& key, Clock::time_point now, Clock::duration within) {
+  auto it = index_.find(key);
+  if (it == index_.end()) return false;
+  Slot& slot = ring_[it->second];
+  slot.used = false;
+  index_.erase(it);
+  return now - slot.added < within;
+}
+
+
 }  // namespace nfq::sensor

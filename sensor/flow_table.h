@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <list>
 #include <unordered_map>
+#include <vector>
 
 #include "sensor/http_parser.h"
 #include "sensor/packet.h"
@@ -62,6 +63,41 @@ class FlowTable {
   Clock::duration idle_timeout_;
   Lru lru_;
   std::unordered_map<FlowKey, Lru::iterator, FlowKeyHash> index_;
+};
+
+// Keys of flows the sensor stopped following (closed, idle, evicted). A SYN for one of them
+// may be a new connection on a reused tuple, or a forged one the server drops while the real
+// connection goes on (after a forged close the server ignored, or an eviction): the sensor
+// cannot tell, so a flow a SYN starts on a remembered key is flagged. Bounded: a ring of
+// `capacity` keys, the oldest pushed out first (counted).
+//
+// Thread-safety: packet thread only.
+class ForgottenFlows {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit ForgottenFlows(size_t capacity);
+
+  void Add(const FlowKey& key, Clock::time_point now);
+  // True, and forgets the key, when it was added less than `within` before now and not
+  // pushed out since. A client cannot reuse a tuple it closed for TIME_WAIT (60 s on Linux),
+  // so a SYN on it sooner is suspect, and later ones are ordinary port reuse.
+  bool Take(const FlowKey& key, Clock::time_point now,
+            Clock::duration within = std::chrono::seconds(60));
+
+  size_t size() const { return index_.size(); }
+  uint64_t pushed_out() const { return pushed_out_; }
+
+ private:
+  struct Slot {
+    FlowKey key;
+    Clock::time_point added{};
+    bool used = false;
+  };
+  std::vector<Slot> ring_;
+  size_t next_ = 0;  // the slot Add writes: the oldest
+  std::unordered_map<FlowKey, size_t, FlowKeyHash> index_;  // key -> slot
+  uint64_t pushed_out_ = 0;
 };
 
 template <class OnExpired>

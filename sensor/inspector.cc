@@ -63,7 +63,8 @@ Inspector::Inspector(const InspectorConfig& config, std::shared_ptr<const rules:
       filter_(std::move(filter)),
       events_(events),
       attributor_(attributor),
-      flows_(config.flow_table_cap, config.flow_idle) {}
+      flows_(config.flow_table_cap, config.flow_idle),
+      forgotten_(config.forgotten_cap) {}
 
 Inspector::~Inspector() = default;
 
@@ -87,14 +88,18 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   const bool truncated = segment.truncated || packet.original_length > packet.payload.size();
   if (truncated) ++counters_.truncated_packets;
   const uint32_t extra_flags = truncated ? request_flag::kTruncated : 0;
-  const bool closing = (segment.flags & (tcp_flag::kFin | tcp_flag::kRst)) != 0;
+  const bool syn = (segment.flags & tcp_flag::kSyn) != 0;
+  const bool rst = (segment.flags & tcp_flag::kRst) != 0;
+  // A FIN counts only with ACK (a receiver drops a segment without it once established); a
+  // SYN with FIN or RST is no close (the SYN restarts, below).
+  const bool closing =
+      !syn && (rst || (segment.flags & (tcp_flag::kFin | tcp_flag::kAck)) ==
+                          (tcp_flag::kFin | tcp_flag::kAck));
   const auto now = FlowTable::Clock::now();
 
   if (segment.ip_fragment) ++counters_.ip_fragments;
   const uint64_t requests_before = counters_.requests;
 
-  const bool syn = (segment.flags & tcp_flag::kSyn) != 0;
-  const bool rst = (segment.flags & tcp_flag::kRst) != 0;
   // A receiver never reads the payload of a RST: it is not stream data.
   const std::span<const uint8_t> payload = rst ? std::span<const uint8_t>{} : segment.payload;
   if (payload.empty() && !syn && !segment.ip_fragment) {
@@ -121,6 +126,12 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   const bool created = flows_.size() > before || did_evict;
   if (created) {
     ++counters_.flows_created;
+    if (forgotten_.Take(segment.key, now) && syn) {
+      // A SYN on a tuple just followed: a reused tuple, or a forged SYN the server drops
+      // while the real connection goes on (see ForgottenFlows).
+      flow->sticky_flags |= request_flag::kMidstream;
+      ++counters_.syn_restarts;
+    }
     if (!syn) {
       // Joined after the connection began (daemon restart, eviction, idle timeout, a SYN
       // passed unseen): where the server's stream stands is unknown. A raw-socket sender can
@@ -213,14 +224,17 @@ bool Inspector::CloseInWindow(const Flow& flow, uint32_t seq) {
 void Inspector::Close(const FlowKey& key, Flow& flow) {
   FinishFlow(flow);
   Forget(flow);
+  forgotten_.Add(key, FlowTable::Clock::now());
   flows_.Erase(key);
   ++counters_.flows_closed;
 }
 
 void Inspector::Retire(Flow& flow) {
-  // If the connection goes on, its next segment starts a flow without a SYN: flagged midstream.
+  // If the connection goes on, its next segment starts a flow without a SYN (flagged
+  // midstream); a SYN on the same tuple is flagged too (forgotten_).
   FinishFlow(flow);
   Forget(flow);
+  forgotten_.Add(flow.key, FlowTable::Clock::now());
 }
 
 void Inspector::Account(Flow& flow) {

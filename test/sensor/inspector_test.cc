@@ -516,6 +516,60 @@ TEST_F(EvasionTest, ASecondSynRestartsTheFlowFlagged) {
   EXPECT_EQ(inspector_.counters().syn_restarts, 1u);
 }
 
+// A forged FIN without ACK (the server drops it) no longer closes the flow; and even after a
+// close the server ignored (a bad checksum, a stale timestamp), or an eviction, a SYN on the
+// same tuple starts a flow flagged midstream: it may be a forged SYN the server drops while
+// the real connection goes on, its "first bytes" chosen to frame the real request as a body.
+TEST_F(EvasionTest, ASynOnATupleJustFollowedIsFlagged) {
+  TcpSpec syn = MetadataV4(7020);
+  syn.seq = 999;
+  syn.flags = 0x02;
+  SendRaw(syn, "");
+  TcpSpec fin = MetadataV4(7020);
+  fin.flags = 0x01;  // FIN without ACK
+  SendRaw(fin, "");
+  EXPECT_EQ(inspector_.counters().flows_closed, 0u);
+  fin.flags = 0x11;  // a FIN the sensor takes; suppose the server dropped it
+  SendRaw(fin, "");
+  EXPECT_EQ(inspector_.counters().flows_closed, 1u);
+  TcpSpec fake = MetadataV4(7020);
+  fake.seq = 1000 - static_cast<uint32_t>(cover_.size()) - 1;
+  fake.flags = 0x02;
+  SendRaw(fake, cover_);
+  TcpSpec data = MetadataV4(7020);
+  SendRaw(data, evil_);
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+
+  // Evicted (flow cap 2) between requests, then a forged SYN.
+  TcpSpec spec = MetadataV4(7021);
+  const std::string ok = "GET /ok HTTP/1.1\r\n\r\n";
+  Send(spec, ok);
+  Send(MetadataV4(7022), ok);
+  Send(MetadataV4(7023), ok);  // evicts 7021
+  const uint32_t next = spec.seq + static_cast<uint32_t>(ok.size());
+  fake = MetadataV4(7021);
+  fake.seq = next - static_cast<uint32_t>(cover_.size()) - 1;
+  fake.flags = 0x02;
+  SendRaw(fake, cover_);
+  spec.seq = next;
+  SendRaw(spec, evil_);
+  hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+
+  // SYN|FIN and SYN|RST close nothing.
+  TcpSpec combo = MetadataV4(7024);
+  Send(combo, ok);
+  combo.seq += static_cast<uint32_t>(ok.size());
+  combo.flags = 0x03;
+  SendRaw(combo, "");
+  combo.flags = 0x06;
+  SendRaw(combo, "");
+  EXPECT_EQ(inspector_.counters().flows_closed, 1u);
+}
+
 // A RST is taken at its own sequence number, and its payload is never stream data: a RST
 // that ends at the next byte but starts before it is one the server ignores.
 TEST_F(EvasionTest, RstWithDataIsTakenAtItsOwnSequenceNumber) {
