@@ -87,9 +87,9 @@ bool CheckSinks(const Options& options, std::string* error) {
     *error = fmt::format("--ca-file {} is not readable; fix: give a PEM CA bundle", options.ca_file);
     return false;
   }
-  if (options.factory_url.empty()) {
-    *error = "no factory URL given: fine if a token is already stored in the state dir, else "
-             "hits go to stdout only (give --factory URL)";
+  if (options.factory_url.empty() && !alerting::LoadTokenUrl(options.state_dir, "")) {
+    *error = "no factory URL given and no token stored in " + options.state_dir +
+             ": hits go to stdout only (give --factory URL)";
     return true;
   }
   // Never Create: beside a running daemon that would open its spool and fold journal.

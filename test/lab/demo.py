@@ -65,7 +65,9 @@ def main():
         for line in status:
             if line not in rules:
                 print(line)
-        print(f"  ({len(rules)} rules in the nfq-apeeper chains; 'scripts/nfq-apeeper-rules status' lists them)")
+        queue_rules = [r for r in rules if "NFQUEUE" in r or "queue num" in r]
+        print(f"  ({len(queue_rules)} queue rules and {len(rules) - len(queue_rules)} jumps and own-traffic "
+              "rules; 'scripts/nfq-apeeper-rules status' lists them)")
 
         requests = [
             ("host, IPv4, IMDSv1", lab.inst, [f"{lablib.URL4}/latest/meta-data/instance-id"]),
@@ -108,7 +110,8 @@ def main():
                 print(f"registration: {reg.get('form', reg)}")
             for hit in lablib.read_jsonl(os.path.join(record_dir, "hits.jsonl")):
                 q = hit.get("query", hit)
-                shown = ("method", "url", "norm", "imds", "src", "uid", "pid", "owner", "count", "flags")
+                shown = ("method", "url", "norm", "imds", "src", "uid", "pid", "owner", "cmdline", "count",
+                         "flags")
                 print("console hit: " + " ".join(f"{k}={v}" for k, v in q.items() if k in shown))
         except FileNotFoundError as e:
             print(f"(no console records: {e})")
