@@ -258,13 +258,20 @@ class AlertThread {
 
  private:
   static constexpr std::chrono::milliseconds kCoalesce{2};
+  static constexpr std::chrono::milliseconds kMaxLineDelay{100};
 
   size_t Drain() {
     size_t drained = 0;
+    auto flushed = std::chrono::steady_clock::now();
     while (auto event = ring_->TryPop()) {
       Attribute(*event, attributor_, container_addresses_);
       sinks_->Publish(event->hit);
       ++drained;
+      // A batch can last (each hit may wait for attribution): its lines go out as it goes.
+      if (const auto now = std::chrono::steady_clock::now(); now - flushed >= kMaxLineDelay) {
+        sinks_->Tick();
+        flushed = now;
+      }
     }
     return drained;
   }
