@@ -65,6 +65,14 @@ class ConsoleSinkTest : public ::testing::Test {
     return c;
   }
 
+  // Windows that stay open for the test, the fold journal written within 10 ms.
+  ConsoleSink::Config LongFoldConfig() {
+    auto c = MakeConfig();
+    c.fold_window = 60s;
+    c.sync_interval = 10ms;
+    return c;
+  }
+
   std::unique_ptr<ConsoleSink> MakeSink(ConsoleSink::Config c) {
     std::string error;
     auto s = ConsoleSink::Create(std::move(c), &error);
@@ -214,9 +222,7 @@ TEST_F(ConsoleSinkTest, ThreeHundredIdenticalRequestsFoldToCountsSummingTo300) {
 // kill -9 inside a fold window: what the dead daemon left on disk (spool.log and
 // folds.pending, copied while it runs) brings the folded counts to the next start.
 TEST_F(ConsoleSinkTest, FoldedCountsSurviveACrashInsideTheWindow) {
-  auto c = MakeConfig();
-  c.fold_window = 60s;
-  c.sync_interval = 10ms;
+  const auto c = LongFoldConfig();
   auto sink = MakeSink(c);
   sink->Start();
   ASSERT_TRUE(WaitFor([&] { return sink->counters().delivered == 0 && sink->counters().registered; }));
@@ -250,9 +256,7 @@ TEST_F(ConsoleSinkTest, FoldedCountsSurviveACrashInsideTheWindow) {
 // One sink per state dir; a check beside it (nfq-apeeper --check) reads but never writes:
 // recovering the live journal there would count its folds twice.
 TEST_F(ConsoleSinkTest, StateDirIsLockedAndCheckLeavesItAlone) {
-  auto c = MakeConfig();
-  c.fold_window = 60s;
-  c.sync_interval = 10ms;
+  const auto c = LongFoldConfig();
   auto sink = MakeSink(c);
   sink->Start();
   PublishSameRequest(*sink, 5, 31000);
