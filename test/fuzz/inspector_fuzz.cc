@@ -38,6 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   InspectorConfig config;
   config.flow_table_cap = 4;  // small: evictions happen
   config.flow_memory_budget = 64 * 1024;
+  config.forgotten_cap = 8;  // small, and cheap to build per input
   Inspector::EventRing events(16);  // small: overflow summaries happen
   Inspector inspector(config, Blacklist(), &events);
   uint32_t base_seq[8] = {1000, 5000, 0xFFFFFF00u, 77, 1000, 5000, 0xFFFFFF00u, 77};
