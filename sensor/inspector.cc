@@ -126,12 +126,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   const bool created = flows_.size() > before || did_evict;
   if (created) {
     ++counters_.flows_created;
-    if (forgotten_.Take(segment.key, now) && syn) {
-      // A SYN on a tuple just followed: a reused tuple, or a forged SYN the server drops
-      // while the real connection goes on (see ForgottenFlows).
-      flow->sticky_flags |= request_flag::kMidstream;
-      ++counters_.syn_restarts;
-    }
+    const bool followed_just_before = forgotten_.Take(segment.key, now);  // forgets the key
     if (!syn) {
       // Joined after the connection began (daemon restart, eviction, idle timeout, a SYN
       // passed unseen): where the server's stream stands is unknown. A raw-socket sender can
@@ -139,6 +134,11 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
       // whose body hides the next), so every request on such a flow is reported.
       flow->sticky_flags |= request_flag::kMidstream;
       ++counters_.flows_midstream;
+    } else if (followed_just_before) {
+      // A SYN on a tuple just followed: a reused tuple, or a forged SYN the server drops
+      // while the real connection goes on (see ForgottenFlows).
+      flow->sticky_flags |= request_flag::kMidstream;
+      ++counters_.syn_restarts;
     }
   }
   flow->hook = packet.hook;
@@ -222,16 +222,14 @@ bool Inspector::CloseInWindow(const Flow& flow, uint32_t seq) {
 }
 
 void Inspector::Close(const FlowKey& key, Flow& flow) {
-  FinishFlow(flow);
-  Forget(flow);
-  forgotten_.Add(key, FlowTable::Clock::now());
+  Retire(flow);
   flows_.Erase(key);
   ++counters_.flows_closed;
 }
 
 void Inspector::Retire(Flow& flow) {
-  // If the connection goes on, its next segment starts a flow without a SYN (flagged
-  // midstream); a SYN on the same tuple is flagged too (forgotten_).
+  // Closed, idle or evicted: if the connection goes on, its next segment starts a flow
+  // without a SYN (flagged midstream); a SYN on the same tuple is flagged too (forgotten_).
   FinishFlow(flow);
   Forget(flow);
   forgotten_.Add(flow.key, FlowTable::Clock::now());

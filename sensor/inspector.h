@@ -107,9 +107,9 @@ class Inspector {
   // Re-measures flow's buffers into memory_bytes_, then evicts old flows over the budget.
   void Account(Flow& flow);
   void Forget(const Flow& flow) { memory_bytes_ -= flow.footprint; }
-  // Ends a flow the sensor drops (idle, evicted): reports what it had.
+  // Ends a flow (idle, evicted, closed): reports what it had, remembers its key.
   void Retire(Flow& flow);
-  // Ends a flow its sender closed (FIN/RST at the expected byte).
+  // Retires a flow its sender closed (FIN/RST at the expected byte) and erases it.
   void Close(const FlowKey& key, Flow& flow);
   // A FIN or RST ending at seq is where the receiver expects the next byte.
   static bool CloseInWindow(const Flow& flow, uint32_t seq);

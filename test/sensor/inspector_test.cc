@@ -364,6 +364,12 @@ class EvasionTest : public InspectorTest {
   static bool Has(const alerting::Hit& hit, std::string_view flag) {
     return hit.flags.find(flag) != std::string::npos;
   }
+  // The rest of post_head_'s body (cover_), then the credentials request: the server reads
+  // cover_ as body and the credentials request after it.
+  void SendTheRestOfThePost(TcpSpec spec) {
+    spec.seq += static_cast<uint32_t>(post_head_.size());
+    Send(spec, cover_ + evil_);
+  }
   // The flow was followed: one hit, the credentials request, nothing flagged midstream.
   void ExpectOnlyTheCredentialsHit() {
     const auto hits = Drain();
@@ -589,8 +595,7 @@ TEST_F(EvasionTest, RstWithDataIsTakenAtItsOwnSequenceNumber) {
   SendRaw(rst, "abcd");
   EXPECT_EQ(inspector_.counters().flows_closed, 0u);
   EXPECT_EQ(inspector_.counters().closes_ignored, 1u);
-  spec.seq += static_cast<uint32_t>(head.size());
-  Send(spec, cover_ + evil_);
+  SendTheRestOfThePost(spec);
   ExpectOnlyTheCredentialsHit();
 }
 
@@ -610,10 +615,10 @@ TEST_F(EvasionTest, OutOfWindowCloseIsIgnored) {
   Send(fin, "");
   EXPECT_EQ(inspector_.counters().closes_ignored, 2u);
   EXPECT_EQ(inspector_.counters().flows_closed, 0u);
-  spec.seq += static_cast<uint32_t>(head.size());
-  Send(spec, cover_ + evil_);
+  SendTheRestOfThePost(spec);
   // The body was followed: the server and the sensor both read the credentials request.
   ExpectOnlyTheCredentialsHit();
+  spec.seq += static_cast<uint32_t>(head.size());
   // A close at the next byte ends the flow.
   TcpSpec close = spec;
   close.seq = spec.seq + static_cast<uint32_t>(cover_.size() + evil_.size());
