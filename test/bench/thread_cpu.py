@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""CPU per request of each daemon thread under keep-alive load, in the namespace lab.
+
+nginx stands in for the metadata service; default payload-only rules; the daemon with
+--fold-window 60 and alerts to test/bench/tiny_console.py; `wrk -t2 -c8` for 6 s. Prints each
+thread's CPU seconds (utime + stime from /proc/<pid>/task/*/stat) and microseconds per
+request served. Needs root. Extra arguments go to the daemon.
+
+  python3 test/bench/thread_cpu.py [daemon options]
+"""
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import benchlib as B  # noqa: E402
+from benchlib import lablib  # noqa: E402
+
+
+def thread_ticks(pid):
+    ticks = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks[tid] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def main():
+    lab = lablib.Lab()
+    lab.start()
+    try:
+        B.start_nginx(lab)
+        _, console_url = B.start_console(lab, "ok")
+        lab.rules("install")
+        daemon = B.LightDaemon(lab, "--fold-window", "60", *sys.argv[1:], factory=console_url)
+        time.sleep(1)
+        before, served0 = thread_ticks(daemon.pid), B.nginx_requests(lab)
+        r = lab.run(lab.inst, ["wrk", "-t2", "-c8", "-d6s", f"{lablib.URL4}{B.PATH}"])
+        after, served = thread_ticks(daemon.pid), B.nginx_requests(lab) - served0
+        hz = os.sysconf("SC_CLK_TCK")
+        for tid in sorted(after):
+            cpu = (after[tid] - before.get(tid, 0)) / hz
+            print(f"thread {tid}: {cpu:.2f} s CPU, {cpu / max(served, 1) * 1e6:.1f} us per request")
+        rate = [line.strip() for line in r.stdout.splitlines() if "Requests/sec" in line]
+        print(f"requests served: {served}; {rate[0] if rate else ''}")
+        daemon.stop()
+    finally:
+        lab.close()
+
+
+if __name__ == "__main__":
+    main()
