@@ -157,7 +157,8 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       "counters: packets={} bytes={} verdicts={} verdict_errors={} enobufs={} recv_errors={} "
       "malformed_messages={} parse_errors={} not_metadata={} truncated_packets={} ip_fragments={} "
       "payload_bytes={} flows={} flow_memory_bytes={} flows_created={} flows_evicted={} flows_expired={} "
-      "flows_closed={} closes_ignored={} flows_midstream={} syn_restarts={} forgotten_pushed_out={} "
+      "flows_closed={} closes_ignored={} flows_midstream={} syn_restarts={} handshake_replies={} "
+      "handshake_unmatched={} flows_unconfirmed={} forgotten_pushed_out={} "
       "urgent_segments={} retransmissions={} inconsistent={} out_of_order={} holes={} late_data={} "
       "requests={} "
       "hits={} filtered={} "
@@ -165,7 +166,8 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       q.packets, q.bytes, q.verdicts, q.verdict_errors, q.enobufs, q.recv_errors,
       q.malformed_messages, parse_errors, c.not_metadata, c.truncated_packets, c.ip_fragments, c.payload_bytes,
       inspector.flow_count(), inspector.flow_memory_bytes(), c.flows_created, c.flows_evicted, c.flows_expired, c.flows_closed,
-      c.closes_ignored, c.flows_midstream, c.syn_restarts, inspector.forgotten_pushed_out(),
+      c.closes_ignored, c.flows_midstream, c.syn_restarts, c.handshake_replies, c.handshake_unmatched,
+      c.flows_unconfirmed, inspector.forgotten_pushed_out(),
       c.urgent_segments,
       c.retransmissions, c.inconsistent, c.out_of_order, c.holes, c.late_data, c.requests, c.hits, c.filtered, c.events_dropped,
       c.overflow_summaries);

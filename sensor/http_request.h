@@ -28,7 +28,8 @@ inline constexpr uint32_t kUrgent = 1u << 11;      // a segment with TCP urgent 
                                                     // receiver takes the urgent byte out of
                                                     // the stream the sensor reads
 inline constexpr uint32_t kMidstream = 1u << 12;   // joined after the connection began (no
-                                                    // SYN seen, or a second SYN): where the
+                                                    // SYN seen, a second SYN, or data before
+                                                    // the server's SYN-ACK): where the
                                                     // server's stream stands is unknown
 // After a request with one of these the sensor cannot vouch for what follows on the flow, so
 // the request is reported whatever the path lists say: going blind is never silent.

@@ -38,12 +38,29 @@ std::string JoinFlags(uint32_t request_flags, uint32_t path_flags) {
 
 }  // namespace
 
+namespace {
+
+bool IsMetadataEndpoint(IpFamily family, const std::array<uint8_t, 16>& addr, uint16_t port) {
+  if (port != kHttpPort) return false;
+  if (family == IpFamily::kV4) return std::equal(kMetadataV4.begin(), kMetadataV4.end(), addr.begin());
+  return addr == kMetadataV6;
+}
+
+}  // namespace
+
 bool IsMetadataService(const FlowKey& key) {
-  if (key.dst_port != kHttpPort) return false;
-  if (key.family == IpFamily::kV4) {
-    return std::equal(kMetadataV4.begin(), kMetadataV4.end(), key.dst.begin());
-  }
-  return key.dst == kMetadataV6;
+  return IsMetadataEndpoint(key.family, key.dst, key.dst_port);
+}
+
+bool IsFromMetadataService(const FlowKey& key) {
+  return IsMetadataEndpoint(key.family, key.src, key.src_port);
+}
+
+FlowKey ReverseKey(const FlowKey& key) {
+  FlowKey reversed = key;
+  std::swap(reversed.src, reversed.dst);
+  std::swap(reversed.src_port, reversed.dst_port);
+  return reversed;
 }
 
 const char* HookName(uint8_t hook) {
@@ -81,6 +98,12 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     return;
   }
   const TcpSegment& segment = parsed.segment;
+  constexpr uint8_t kHandshakeMask = tcp_flag::kSyn | tcp_flag::kAck | tcp_flag::kRst | tcp_flag::kFin;
+  if ((segment.flags & kHandshakeMask) == (tcp_flag::kSyn | tcp_flag::kAck) &&
+      IsFromMetadataService(segment.key)) {
+    OnHandshakeReply(segment);
+    return;
+  }
   if (config_.check_destination && !IsMetadataService(segment.key)) {
     ++counters_.not_metadata;
     return;
@@ -163,6 +186,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
       flow->sticky_flags |= request_flag::kMidstream;
       ++counters_.syn_restarts;
       flow->syn_seq = segment.seq;
+      flow->handshake_confirmed = false;
       flow->stream.Start(segment.seq + 1);
     }  // else a retransmitted SYN: nothing changes
     flow->has_syn = true;
@@ -179,6 +203,14 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   if (attributor_ != nullptr && packet.hook == NF_INET_LOCAL_OUT && !flow->attribution_requested) {
     attributor_->Request(segment.key, flow->has_uid ? int64_t{flow->uid} : -1);
     flow->attribution_requested = true;  // a drop at the cap is counted there; Lookup retries
+  }
+  if (!payload.empty() && flow->has_syn && !flow->handshake_confirmed && handshake_replies_queued_ &&
+      (flow->sticky_flags & request_flag::kMidstream) == 0) {
+    // Data before the server accepted the SYN: a client sends none (fast open aside), but a
+    // raw-socket sender does, after a SYN the server drops because the tuple is live (it
+    // answers with a challenge ACK, not a SYN-ACK), framing the real stream as a body.
+    flow->sticky_flags |= request_flag::kMidstream;
+    ++counters_.flows_unconfirmed;
   }
   if (!payload.empty()) {
     const uint32_t seq = segment.seq + (syn ? 1u : 0u);
@@ -213,6 +245,20 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     ++counters_.closes_ignored;
   }
   Account(*flow);
+}
+
+void Inspector::OnHandshakeReply(const TcpSegment& segment) {
+  // Only confirms, never creates: a SYN-ACK for no followed SYN changes nothing. The rules
+  // queue SYN-ACKs only when they arrive where the route to the server leads (rpfilter), so
+  // a container cannot forge one from the metadata address.
+  Flow* flow = flows_.Find(ReverseKey(segment.key));
+  if (flow == nullptr || !flow->has_syn || segment.ack != flow->syn_seq + 1) {
+    ++counters_.handshake_unmatched;
+    return;
+  }
+  ++counters_.handshake_replies;
+  flow->handshake_confirmed = true;
+  handshake_replies_queued_ = true;
 }
 
 bool Inspector::CloseInWindow(const Flow& flow, uint32_t seq) {

@@ -49,6 +49,9 @@ struct InspectorCounters {
                                  // not take it either (RFC 5961), so the flow is kept
   uint64_t flows_midstream = 0;  // flows joined without their SYN (requests flagged midstream)
   uint64_t syn_restarts = 0;     // SYNs for a connection already followed (flagged midstream)
+  uint64_t handshake_replies = 0;    // server SYN-ACKs that confirmed a followed SYN
+  uint64_t handshake_unmatched = 0;  // SYN-ACKs for no followed SYN (or acking another seq)
+  uint64_t flows_unconfirmed = 0;    // flows whose data came before their SYN-ACK (midstream)
   uint64_t urgent_segments = 0;  // segments with TCP urgent data (their flow is flagged)
   uint64_t retransmissions = 0;  // segments carrying bytes seen before
   uint64_t inconsistent = 0;     // ...whose bytes differed from the first copy
@@ -101,6 +104,8 @@ class Inspector {
   uint64_t forgotten_pushed_out() const { return forgotten_.pushed_out(); }
 
  private:
+  // The server's SYN-ACK (queued by the rules in prerouting): confirms the flow's SYN.
+  void OnHandshakeReply(const TcpSegment& segment);
   void Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags);
   void FinishFlow(Flow& flow);
   void OnHole(Flow& flow);
@@ -130,10 +135,19 @@ class Inspector {
   InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest
   uint64_t overflow_count_ = 0;  // requests not yet reported because the queue was full
   size_t memory_bytes_ = 0;      // sum of the flows' footprints
+  // Set by the first SYN-ACK that confirms a followed SYN: from then on the rules are known
+  // to queue the server's handshake replies, and data on a flow whose SYN no SYN-ACK
+  // confirmed is flagged. Before (rules of an older version, or a user's own, without that
+  // rule) an unconfirmed SYN is trusted as it used to be, rather than flagging every flow.
+  bool handshake_replies_queued_ = false;
 };
 
-// True for 169.254.169.254:80 and [fd00:ec2::254]:80.
+// True for 169.254.169.254:80 and [fd00:ec2::254]:80 as the destination.
 bool IsMetadataService(const FlowKey& key);
+// True for 169.254.169.254:80 and [fd00:ec2::254]:80 as the source (the server's replies).
+bool IsFromMetadataService(const FlowKey& key);
+// The key of the other direction of the same connection.
+FlowKey ReverseKey(const FlowKey& key);
 const char* HookName(uint8_t hook);
 
 }  // namespace nfq::sensor

@@ -46,7 +46,7 @@ PacketParseResult ParseTcp(std::span<const uint8_t> packet, size_t tcp_offset, s
   segment.key.src_port = tcp.ReadU16be();
   segment.key.dst_port = tcp.ReadU16be();
   segment.seq = tcp.ReadU32be();
-  tcp.Skip(4);  // acknowledgment number
+  segment.ack = tcp.ReadU32be();
   const size_t header_length = size_t{static_cast<uint8_t>(tcp.ReadU8() >> 4)} * 4;
   segment.flags = tcp.ReadU8();
   if (header_length < kTcpMinHeader) return Fail(PacketError::kBadTcpOffset);

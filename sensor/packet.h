@@ -50,6 +50,7 @@ inline constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAc
 struct TcpSegment {
   FlowKey key;
   uint32_t seq = 0;  // host byte order
+  uint32_t ack = 0;  // acknowledgment number, host byte order (meaningful with kAck)
   uint8_t flags = 0;
   std::span<const uint8_t> payload;  // view into the packet buffer
   // The IP header announced more bytes than the buffer holds (copy range, GSO), or the

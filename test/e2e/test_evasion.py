@@ -69,12 +69,12 @@ class EvasionTest(unittest.TestCase):
 
     # Segments the server drops but a sensor could take as the start of its stream. The
     # sensor sees the SYN (payload-only rules queue it), so it knows where the stream begins.
-    def desync(self, mode, flag):
+    def desync(self, mode, flag, daemon_args=()):
         def send():
             r = LAB.run(LAB.inst, [sys.executable, os.path.join(lablib.HERE, "desync_client.py"),
                                    LAB.ADDR["inst_imds4"], lablib.IMDS4, mode], check=False)
             self.assertIn("HTTP/1.1", r.stdout, r.stderr)  # served: checked by run_case
-        self.run_case([], send, flag)
+        self.run_case(list(daemon_args), send, flag)
 
     def test_desync_control(self):
         self.desync("plain", "-")
@@ -90,6 +90,11 @@ class EvasionTest(unittest.TestCase):
 
     def test_desync_rst_carrying_old_bytes(self):
         self.desync("rst", "-")
+
+    # A close the server drops, the tuple pushed out of what the daemon remembers, then a
+    # forged SYN: the server never answers that SYN with a SYN-ACK, so the flow is midstream.
+    def test_desync_forged_syn_on_a_forgotten_live_connection(self):
+        self.desync("forget", "midstream", ["--flow-table-cap", "16"])
 
 
 if __name__ == "__main__":

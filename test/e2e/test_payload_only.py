@@ -107,9 +107,10 @@ class PayloadOnlyTest(unittest.TestCase):
         queued = LAB.queue_stats(LAB.inst)[0].id_sequence - seq0
         hits = self.d.take_hits(5)
         self.assertEqual(len(hits), 5)
-        # Per connection: the SYN, the request and the client's FIN (the ACKs stay in the
-        # kernel); the SYN lets the sensor vouch for the stream, so no hit is midstream.
-        self.assertEqual(queued, 15)
+        # Per connection: the SYN, the server's SYN-ACK, the request and the client's FIN (the
+        # ACKs stay in the kernel); SYN and SYN-ACK let the sensor vouch for the stream, so
+        # no hit is midstream.
+        self.assertEqual(queued, 20)
         self.assertEqual([h.get("flags", "") for h in hits], [""] * 5)
 
 

@@ -66,6 +66,7 @@ class RulesTest(unittest.TestCase):
         for fam in (4, 6):
             self.assertGreater(self.counters(fam, "NFQ_APEEPER_OUT"), 0, f"IPv{fam} OUTPUT")
             self.assertGreater(self.counters(fam, "NFQ_APEEPER_FWD"), 0, f"IPv{fam} containers")
+            self.assertGreater(self.counters(fam, "NFQ_APEEPER_IN"), 0, f"IPv{fam} SYN-ACKs")
 
     # (b) consumer bound: packets really pass through the queue, nothing waits or drops
     def test_b_through_queue(self):
@@ -89,26 +90,29 @@ class RulesTest(unittest.TestCase):
 
         # Queue rules per chain with --payload-only (the default): payload, unusual headers,
         # SYN, FIN, RST, and for IPv4 fragments (IPv6 fragments carry an extension header, which
-        # the unusual-headers rule queues); 1 with --all-packets.
+        # the unusual-headers rule queues); 1 with --all-packets. Plus, always, the one rule
+        # that queues the server's SYN-ACKs (chain NFQ_APEEPER_IN).
         per_chain = {4: 6, 6: 5}
         for _ in range(2):
             LAB.rules("install")
         for fam in (4, 6):
-            self.assertEqual(count("-j NFQUEUE", fam), 2 * per_chain[fam], f"IPv{fam} queue rules")
+            self.assertEqual(count("-j NFQUEUE", fam), 2 * per_chain[fam] + 1, f"IPv{fam} queue rules")
             self.assertEqual(count("-j NFQ_APEEPER_OUT", fam), 1, f"IPv{fam} OUTPUT jumps")
             self.assertEqual(count("-j NFQ_APEEPER_FWD", fam), 1, f"IPv{fam} PREROUTING jumps")
+            self.assertEqual(count("-j NFQ_APEEPER_IN", fam), 1, f"IPv{fam} SYN-ACK jumps")
+            self.assertEqual(count("-m rpfilter", fam), 1, f"IPv{fam} SYN-ACK rule without rpfilter")
             self.assertEqual(count("--mark 0x4e46", fam), 1, f"IPv{fam} own-traffic rules (output only)")
         # A reinstall with another queue number replaces the rules in place.
         LAB.rules("install", "--queue-num", "7")
         for fam in (4, 6):
-            self.assertEqual(count("--queue-num 7", fam), 2 * per_chain[fam])
+            self.assertEqual(count("--queue-num 7", fam), 2 * per_chain[fam] + 1)
             self.assertEqual(count("--queue-num 0", fam), 0)
         LAB.rules("install", "--no-forward", "--no-ipv6")
         self.assertEqual(count("NFQ_APEEPER_FWD", 4), 0)
-        self.assertEqual(count("-j NFQUEUE", 4), per_chain[4])
+        self.assertEqual(count("-j NFQUEUE", 4), per_chain[4] + 1)
         self.assertEqual(count("NFQ_APEEPER", 6), 0)
         LAB.rules("install", "--all-packets")
-        self.assertEqual(count("-j NFQUEUE", 4), 2)
+        self.assertEqual(count("-j NFQUEUE", 4), 3)
         self.assertEqual(count("-m u32", 4), 0)
         LAB.rules("install")
         LAB.rules("remove")
@@ -126,7 +130,9 @@ class RulesTest(unittest.TestCase):
             seq = LAB.queue_stats(LAB.inst)[0].id_sequence
             reply = LAB.client(LAB.inst, host, [req], mark=L.OWN_MARK)
             self.assertIn(b"i-0123456789abcdef0", reply)
-            self.assertEqual(LAB.queue_stats(LAB.inst)[0].id_sequence, seq, f"{host}: marked traffic queued")
+            # Only the server's SYN-ACK (prerouting cannot know the socket it is for; the
+            # daemon ignores a SYN-ACK for no flow it follows).
+            self.assertEqual(LAB.queue_stats(LAB.inst)[0].id_sequence, seq + 1, f"{host}: marked traffic queued")
             reply = LAB.client(LAB.inst, host, [req])  # control: unmarked is queued
             self.assertIn(b"i-0123456789abcdef0", reply)
             self.assertGreater(LAB.queue_stats(LAB.inst)[0].id_sequence, seq)
@@ -181,10 +187,14 @@ class RulesTest(unittest.TestCase):
         self.consumer = LAB.start_accept_all(0)
         # Every packet that reaches the service must have passed the queue: a reinstall that
         # left a moment without the queue rule would let some through unqueued.
+        # The server's SYN-ACKs are queued too, on their way back.
         arrived = ("-p", "tcp", "--dport", "80")
+        syn_acks = ("-p", "tcp", "--sport", "80", "--tcp-flags", "SYN,ACK,FIN,RST", "SYN,ACK")
         for tool in ("iptables", "ip6tables"):
             LAB.run(LAB.imds, [tool, "-w", "-A", "INPUT", *arrived])
+            LAB.run(LAB.imds, [tool, "-w", "-A", "OUTPUT", *syn_acks])
             LAB.run(LAB.imds, [tool, "-w", "-Z", "INPUT"])
+            LAB.run(LAB.imds, [tool, "-w", "-Z", "OUTPUT"])
         seq0 = LAB.queue_stats(LAB.inst)[0].id_sequence
         loops = []
         for ns, url in (("inst", L.URL4), ("ctr", L.URL6)):
@@ -203,10 +213,11 @@ class RulesTest(unittest.TestCase):
         queued = st.id_sequence - seq0
         reached = 0
         for tool in ("iptables", "ip6tables"):
-            out = LAB.run(LAB.imds, [tool, "-w", "-L", "INPUT", "-v", "-x", "-n"]).stdout
-            reached += sum(int(line.split()[0]) for line in out.splitlines()[2:] if line.strip())
-            LAB.run(LAB.imds, [tool, "-w", "-F", "INPUT"])
-        self.assertGreaterEqual(reached, 400 * 3)  # at least SYN, request, ACK each
+            for chain in ("INPUT", "OUTPUT"):
+                out = LAB.run(LAB.imds, [tool, "-w", "-L", chain, "-v", "-x", "-n"]).stdout
+                reached += sum(int(line.split()[0]) for line in out.splitlines()[2:] if line.strip())
+                LAB.run(LAB.imds, [tool, "-w", "-F", chain])
+        self.assertGreaterEqual(reached, 400 * 4)  # at least SYN, SYN-ACK, request, ACK each
         self.assertEqual(queued, reached, f"{reached - queued} packets bypassed the queue during {reinstalls} reinstalls")
         self.assertEqual((st.waiting, st.queue_dropped, st.user_dropped), (0, 0, 0))
 
@@ -238,7 +249,8 @@ class RulesTest(unittest.TestCase):
             self.assertIn("priority -150", batch)
             self.assertIn("meta mark 0x4e46 meta skuid 0 return", batch)
             self.assertIn("queue num", batch)
-            self.assertEqual("prerouting" in batch, "--no-forward" not in extra)
+            self.assertIn("prerouting ip saddr 169.254.169.254 tcp sport 80", batch)  # SYN-ACKs, always
+            self.assertEqual("prerouting ip daddr" in batch, "--no-forward" not in extra)
             self.assertEqual("fd00:ec2::254" in batch, "--no-ipv6" not in extra)
             swapped = batch.replace("bypass", "").replace("queue num", "accept comment")
             swapped = "\n".join(line.split(" accept comment")[0] + " accept" if "accept comment" in line else line

@@ -43,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Inspector inspector(config, Blacklist(), &events);
   uint32_t base_seq[8] = {1000, 5000, 0xFFFFFF00u, 77, 1000, 5000, 0xFFFFFF00u, 77};
   // Record: flow (3 bits) + IPv6 (1 bit) + forwarded (1 bit) | TCP flags | seq offset (2
-  // bytes, signed) | payload length | payload.
+  // bytes, signed) | payload length | payload. SYN|ACK with selector bit 32 is the server's
+  // SYN-ACK (reverse direction).
   size_t at = 0;
   while (at + 5 <= size) {
     const uint8_t selector = data[at];
@@ -59,6 +60,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     spec.flags = flags;
     spec.seq = base_seq[flow] + static_cast<uint32_t>(static_cast<int32_t>(offset));
     if (offset > 0 && (flags & 0x08)) base_seq[flow] = spec.seq;  // PSH: move the flow on
+    // SYN|ACK with bit 32: the server's reply on that flow, acking the offset's seq.
+    const bool reply = (flags & 0x12) == 0x12 && (selector & 32);
+    if (reply) {
+      spec = testing::SynAckFor(spec, spec.seq);
+      spec.flags = flags;
+    }
     const std::vector<uint8_t> bytes = testing::BuildTcp(spec, payload);
     QueuedPacket packet;
     packet.hook = (selector & 16) ? NF_INET_PRE_ROUTING : NF_INET_LOCAL_OUT;

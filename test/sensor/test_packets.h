@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace nfq::sensor::testing {
@@ -17,8 +18,20 @@ struct TcpSpec {
   uint16_t src_port = 40000;
   uint16_t dst_port = 80;
   uint32_t seq = 1000;
+  uint32_t ack = 0;
   uint8_t flags = 0x18;  // PSH|ACK
 };
+
+// The server's SYN-ACK for a client's SYN (spec: the client's direction, seq its SYN's).
+inline TcpSpec SynAckFor(const TcpSpec& client_syn, uint32_t ack) {
+  TcpSpec reply = client_syn;
+  std::swap(reply.src, reply.dst);
+  std::swap(reply.src_port, reply.dst_port);
+  reply.seq = 777000;
+  reply.ack = ack;
+  reply.flags = 0x12;  // SYN|ACK
+  return reply;
+}
 
 inline TcpSpec V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t src_port = 40000) {
   TcpSpec spec;
@@ -71,6 +84,7 @@ inline std::vector<uint8_t> BuildTcp(const TcpSpec& spec, std::string_view paylo
   Put16(out, ip_len, spec.src_port);
   Put16(out, ip_len + 2, spec.dst_port);
   Put32(out, ip_len + 4, spec.seq);
+  Put32(out, ip_len + 8, spec.ack);
   out[ip_len + 12] = 5 << 4;
   out[ip_len + 13] = spec.flags;
   Put16(out, ip_len + 14, 65535);
