@@ -129,14 +129,21 @@ void ConsoleSink::AppendLocked(const Hit& hit) {
 }
 
 void ConsoleSink::Publish(const Hit& hit) {
-  std::lock_guard lk(mu_);
-  counters_.published++;
-  if (auto out = folder_.Offer(hit, SteadyClock::now())) {
-    AppendLocked(*out);
-  } else {
-    folds_dirty_ = true;
+  bool worker_has_news = true;
+  {
+    std::lock_guard lk(mu_);
+    counters_.published++;
+    if (auto out = folder_.Offer(hit, SteadyClock::now())) {
+      AppendLocked(*out);
+    } else {
+      // Folded into an open window: no new deadline, nothing to send. Only the first fold
+      // since the journal was written gives the worker a new time to wake (the journal).
+      worker_has_news = !folds_dirty_;
+      folds_dirty_ = true;
+    }
   }
-  cv_.notify_one();
+  // A wake-up per folded hit cost the worker a context switch for nothing.
+  if (worker_has_news) cv_.notify_one();
 }
 
 void ConsoleSink::Flush() {

@@ -36,6 +36,7 @@
 #include "rules/path_filter.h"
 #include "sensor/attributor.h"
 #include "sensor/container_address.h"
+#include "sensor/doorbell.h"
 #include "sensor/inspector.h"
 #include "sensor/nfqueue.h"
 #include "sensor/options.h"
@@ -205,6 +206,8 @@ std::string PrepareStateDir(const std::string& dir) {
 // How long a hit waits for its flow's attribution, counted from when the packet thread made
 // it (so a backlog of hits does not add up waits).
 constexpr auto kAttributionWait = std::chrono::milliseconds(200);
+// How often the packet loop looks at signals and its 1 s timer, at the latest.
+constexpr auto kHousekeeping = std::chrono::milliseconds(50);
 
 // Completes a hit with who sent it: the local process for locally sent traffic, the input
 // interface for forwarded traffic. Alert thread only (may wait up to kAttributionWait).
@@ -232,18 +235,18 @@ void Attribute(InspectorEvent& event, Attributor* attributor, ContainerAddressMa
   if (p.gone) hit.flags += hit.flags.empty() ? "process_gone" : ",process_gone";
 }
 
-// Moves hits from the packet thread's ring to the sinks. Wakes on the eventfd the packet
-// thread writes after pushing, and at least every 100 ms so sinks can run their timers.
+// Moves hits from the packet thread's ring to the sinks. Wakes on the doorbell the packet
+// thread rings after pushing, and at least every 100 ms so sinks can run their timers.
 // While hits keep coming it drains every kCoalesce instead of waking for each batch: at
 // tens of thousands of requests a second, a wake-up per packet cost more CPU (context
 // switches on both threads) than everything the hits themselves need.
 class AlertThread {
  public:
-  AlertThread(Inspector::EventRing* ring, SinkSet* sinks, int wake_fd, Attributor* attributor,
+  AlertThread(Inspector::EventRing* ring, SinkSet* sinks, Doorbell* doorbell, Attributor* attributor,
               QueueWatch* queue_watch, ContainerAddressMap* container_addresses)
       : ring_(ring),
         sinks_(sinks),
-        wake_fd_(wake_fd),
+        doorbell_(doorbell),
         attributor_(attributor),
         queue_watch_(queue_watch),
         container_addresses_(container_addresses),
@@ -254,7 +257,7 @@ class AlertThread {
     if (!thread_.joinable()) return;
     stop_.store(true, std::memory_order_release);
     const uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    [[maybe_unused]] auto n = ::write(doorbell_->fd(), &one, sizeof one);
     thread_.join();
   }
 
@@ -289,12 +292,20 @@ class AlertThread {
       }
       // Busy: let the next hits gather (the eventfd is non-blocking; its count is cleared
       // below). Idle: sleep until the packet thread writes it, or 100 ms.
-      if (drained > 0) std::this_thread::sleep_for(kCoalesce);
-      pollfd pfd{wake_fd_, POLLIN, 0};
-      if (poll(&pfd, 1, drained > 0 ? 0 : 100) > 0) {
-        uint64_t value;
-        [[maybe_unused]] auto n = ::read(wake_fd_, &value, sizeof value);
+      // Idle, the doorbell is armed and the packet thread writes the eventfd at its next hit.
+      bool sleep = drained == 0;
+      if (drained > 0) {
+        std::this_thread::sleep_for(kCoalesce);
+      } else {
+        doorbell_->PrepareToSleep();
+        sleep = ring_->Empty();
       }
+      pollfd pfd{doorbell_->fd(), POLLIN, 0};
+      if (poll(&pfd, 1, sleep ? 100 : 0) > 0) {
+        uint64_t value;
+        [[maybe_unused]] auto n = ::read(doorbell_->fd(), &value, sizeof value);
+      }
+      doorbell_->Awake();
     }
     Drain();
     sinks_->Flush();
@@ -302,7 +313,7 @@ class AlertThread {
 
   Inspector::EventRing* ring_;
   SinkSet* sinks_;
-  int wake_fd_;
+  Doorbell* doorbell_;
   Attributor* attributor_;
   QueueWatch* queue_watch_;
   ContainerAddressMap* container_addresses_;
@@ -417,7 +428,8 @@ int RunDaemon(int argc, char** argv) {
   QueueWatch queue_watch(opts.queue_num, opts.queue_maxlen);
   uint64_t loop_stalls = 0;
   ContainerAddressMap container_addresses(opts.container_state_root);  // the alert thread's alone
-  AlertThread alert_thread(&events, sinks.get(), wake_fd.get(), &attributor, &queue_watch,
+  Doorbell alert_doorbell(wake_fd.get());
+  AlertThread alert_thread(&events, sinks.get(), &alert_doorbell, &attributor, &queue_watch,
                            &container_addresses);
 
   Log(fmt::format("started {}: queue {} (maxlen {}, --rcvbuf {} bytes, kernel reports {}), paths: {}",
@@ -427,23 +439,24 @@ int RunDaemon(int argc, char** argv) {
 
   uint64_t reported_enobufs = 0;
   uint64_t reported_dropped = 0;
+  // The loop waits in the queue read itself (one system call per datagram under load) and
+  // looks at the signals and the timer at least every kHousekeeping.
+  if (!queue.EnableWaitingReceive(kHousekeeping)) {
+    Log(fmt::format("cannot set the queue socket's receive timeout: {}", std::strerror(errno)));
+    return kExitCannotStart;
+  }
+  auto next_housekeeping = std::chrono::steady_clock::now();
   bool running = true;
   while (running) {
-    pollfd fds[3] = {{queue.fd(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}, {timer_fd.get(), POLLIN, 0}};
-    if (poll(fds, 3, -1) < 0) {
-      if (errno == EINTR) continue;
-      Log(fmt::format("poll failed: {}", std::strerror(errno)));
-      break;
-    }
-    if (fds[0].revents) {
-      const uint64_t hits_before = inspector.counters().hits;
-      queue.ReceiveBatch([&inspector](const QueuedPacket& packet) { inspector.OnPacket(packet); });
-      attributor.Wake();  // one eventfd write, only when the batch started connections
-      if (inspector.counters().hits != hits_before) {
-        const uint64_t one = 1;
-        [[maybe_unused]] auto n = ::write(wake_fd.get(), &one, sizeof one);
-      }
-    }
+    const uint64_t hits_before = inspector.counters().hits;
+    queue.ReceiveWaiting([&inspector](const QueuedPacket& packet) { inspector.OnPacket(packet); });
+    attributor.Wake();  // one eventfd write, only when the datagram started connections
+    if (inspector.counters().hits != hits_before) alert_doorbell.Ring();
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_housekeeping) continue;
+    next_housekeeping = now + kHousekeeping;
+    pollfd fds[3] = {{-1, 0, 0}, {signal_fd.get(), POLLIN, 0}, {timer_fd.get(), POLLIN, 0}};
+    if (poll(fds, 3, 0) <= 0) continue;
     if (fds[2].revents) {
       uint64_t expirations = 0;
       if (::read(timer_fd.get(), &expirations, sizeof expirations) == sizeof expirations &&

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -235,11 +236,34 @@ QueueOpenResult NfQueue::Open(const QueueConfig& config) {
   return result;
 }
 
-size_t NfQueue::ReceiveDatagram(PacketCallback callback, void* context, bool* would_block) {
+bool NfQueue::EnableWaitingReceive(std::chrono::milliseconds timeout) {
+  const int fd = mnl_socket_get_fd(socket_);
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) return false;
+  const int flags = fcntl(fd, F_GETFL);
+  return flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0;
+}
+
+size_t NfQueue::ReceiveDatagram(PacketCallback callback, void* context, bool* would_block, bool wait) {
+  // mnl_socket_recvfrom's checks, with a choice of waiting: a datagram from the kernel
+  // (port id 0), never truncated.
+  sockaddr_nl sender{};
+  iovec iov{buffer_.data(), buffer_.size()};
+  msghdr msg{};
+  msg.msg_name = &sender;
+  msg.msg_namelen = sizeof sender;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
   ssize_t n;
   do {
-    n = mnl_socket_recvfrom(socket_, buffer_.data(), buffer_.size());
+    n = ::recvmsg(mnl_socket_get_fd(socket_), &msg, wait ? 0 : MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
+  if (n >= 0 && ((msg.msg_flags & MSG_TRUNC) != 0 || sender.nl_pid != 0)) {
+    ++counters_.malformed_messages;
+    return 0;
+  }
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       *would_block = true;

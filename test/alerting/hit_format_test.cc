@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -78,6 +81,62 @@ TEST(HitFormat, JsonLineIsOneObjectWithLogFields) {
   for (const char* k : {"method", "norm", "imds", "src", "uid", "pid", "owner", "cmdline", "flags"}) {
     EXPECT_TRUE(j.contains(k)) << k;
   }
+}
+
+// The line as nlohmann::ordered_json writes it (how HitJsonLine was first written): the
+// field-by-field writer must produce exactly these bytes.
+std::string ReferenceJsonLine(const Hit& hit) {
+  nlohmann::ordered_json j;
+  j["time"] = FormatIsoTime(hit.last);
+  j["method"] = hit.method;
+  j["url"] = hit.url;
+  j["norm"] = hit.norm;
+  j["imds"] = hit.imds;
+  j["src"] = hit.src;
+  j["uid"] = hit.uid;
+  j["gid"] = hit.gid;
+  j["pid"] = hit.pid;
+  j["owner"] = hit.owner;
+  j["cmdline"] = hit.cmdline;
+  if (!hit.exe.empty()) j["exe"] = hit.exe;
+  if (!hit.ancestors.empty()) j["ancestors"] = hit.ancestors;
+  if (!hit.container.empty()) j["container"] = hit.container;
+  if (!hit.pod.empty()) j["pod"] = hit.pod;
+  if (!hit.iface.empty()) j["iface"] = hit.iface;
+  j["count"] = hit.count;
+  j["first"] = FormatIsoTime(hit.first);
+  j["last"] = FormatIsoTime(hit.last);
+  j["flags"] = hit.flags;
+  j["queue"] = hit.queue;
+  j["hook"] = hit.hook;
+  if (!hit.host.empty()) j["host"] = hit.host;
+  if (!hit.user_agent.empty()) j["user_agent"] = hit.user_agent;
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+TEST(HitFormat, JsonLineIsByteForByteWhatTheLibraryWrites) {
+  std::vector<std::string> values = {"", "plain /latest/meta-data/", "\"", "\\", "\x7f", "\x1f\n\t\r\b\f",
+                                     "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3", "\xed\xa0\x80",
+                                     "\xff\xfe", std::string("a\0b", 3), "\xc0\xaf", "ok\xf4\x90\x80\x80"};
+  for (int c = 0; c < 256; ++c) values.push_back(std::string(1, static_cast<char>(c)) + "x");
+  size_t checked = 0;
+  for (const std::string& v : values) {
+    for (int field = 0; field < 14; ++field) {
+      Hit h = SampleHit();
+      h.uid = field % 3 == 0 ? -1 : 1000;
+      h.pid = field % 2 == 0 ? -1 : 4242;
+      h.count = field == 5 ? 18446744073709551615u : 3;
+      h.queue = static_cast<uint16_t>(field * 4681);
+      std::string* targets[] = {&h.url, &h.norm, &h.method, &h.imds, &h.src, &h.owner, &h.cmdline,
+                                &h.exe, &h.ancestors, &h.container, &h.pod, &h.iface, &h.host,
+                                &h.user_agent};
+      *targets[field] = v;
+      if (field % 2 == 1) h.flags = v;
+      ASSERT_EQ(HitJsonLine(h), ReferenceJsonLine(h)) << "field " << field << " value " << v.size();
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, values.size() * 14);
 }
 
 TEST(HitFormat, TextLineEscapesHostileBytes) {
