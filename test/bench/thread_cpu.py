@@ -37,7 +37,8 @@ def main():
         daemon = B.LightDaemon(lab, "--fold-window", "60", *sys.argv[1:], factory=console_url)
         time.sleep(1)
         before, served0 = thread_ticks(daemon.pid), B.nginx_requests(lab)
-        r = lab.run(lab.inst, ["wrk", "-t2", "-c8", "-d6s", f"{lablib.URL4}{B.PATH}"])
+        close = ["-H", "Connection: close"] if os.environ.get("NFQ_BENCH_CLOSE") else []
+        r = lab.run(lab.inst, ["wrk", "-t2", "-c8", "-d6s", *close, f"{lablib.URL4}{B.PATH}"])
         after, served = thread_ticks(daemon.pid), B.nginx_requests(lab) - served0
         hz = os.sysconf("SC_CLK_TCK")
         for tid in sorted(after):

@@ -54,9 +54,21 @@ class InspectorTest : public ::testing::Test {
     SendRaw(spec, payload, uid);
   }
 
+  // spec turned into its connection's SYN at seq.
+  static TcpSpec Syn(TcpSpec spec, uint32_t seq) {
+    spec.seq = seq;
+    spec.flags = 0x02;
+    return spec;
+  }
+
   // The server accepting the SYN `syn` (ack = its seq + 1, unless given).
   void SendSynAck(const TcpSpec& syn, std::optional<uint32_t> ack = std::nullopt) {
-    const std::vector<uint8_t> bytes = BuildTcp(testing::SynAckFor(syn, ack.value_or(syn.seq + 1)), "");
+    SendFromServer(testing::SynAckFor(syn, ack.value_or(syn.seq + 1)));
+  }
+
+  // A packet arriving from the server's side (hook prerouting, no socket owner).
+  void SendFromServer(const TcpSpec& reply) {
+    const std::vector<uint8_t> bytes = BuildTcp(reply, "");
     QueuedPacket packet;
     packet.hook = NF_INET_PRE_ROUTING;
     packet.payload = bytes;
@@ -383,6 +395,12 @@ class EvasionTest : public InspectorTest {
     spec.seq += static_cast<uint32_t>(post_head_.size());
     Send(spec, cover_ + evil_);
   }
+  // One hit, flagged `flag` (and so always reported).
+  void ExpectOneHitFlagged(std::string_view flag) {
+    const auto hits = Drain();
+    ASSERT_EQ(hits.size(), 1u);
+    EXPECT_TRUE(Has(hits[0], flag)) << hits[0].flags;
+  }
   // The flow was followed: one hit, the credentials request, nothing flagged midstream.
   void ExpectOnlyTheCredentialsHit() {
     const auto hits = Drain();
@@ -547,9 +565,7 @@ TEST_F(EvasionTest, ASecondSynRestartsTheFlowFlagged) {
 // same tuple starts a flow flagged midstream: it may be a forged SYN the server drops while
 // the real connection goes on, its "first bytes" chosen to frame the real request as a body.
 TEST_F(EvasionTest, ASynOnATupleJustFollowedIsFlagged) {
-  TcpSpec syn = MetadataV4(7020);
-  syn.seq = 999;
-  syn.flags = 0x02;
+  TcpSpec syn = Syn(MetadataV4(7020), 999);
   SendRaw(syn, "");
   TcpSpec fin = MetadataV4(7020);
   fin.flags = 0x01;  // FIN without ACK
@@ -628,49 +644,30 @@ TEST_F(EvasionTest, DataBeforeTheServersSynAckIsFlaggedOnceRepliesAreQueued) {
 TEST_F(EvasionTest, SynAcksConfirmOnlyFromTheMetadataService) {
   Send(MetadataV6(7032), "GET /ok HTTP/1.1\r\n\r\n");
   EXPECT_EQ(inspector_.counters().handshake_replies, 1u);
-  TcpSpec reply = testing::SynAckFor(MetadataV6(7033), 1000);  // no SYN on 7033
-  const std::vector<uint8_t> bytes = BuildTcp(reply, "");
-  QueuedPacket packet;
-  packet.hook = NF_INET_PRE_ROUTING;
-  packet.payload = bytes;
-  packet.original_length = static_cast<uint32_t>(bytes.size());
-  inspector_.OnPacket(packet);
+  SendFromServer(testing::SynAckFor(MetadataV6(7033), 1000));  // no SYN on 7033
   EXPECT_EQ(inspector_.flow_count(), 1u);
   EXPECT_EQ(inspector_.counters().handshake_unmatched, 1u);
 
-  TcpSpec syn = MetadataV6(7034);
-  syn.seq = 999;
-  syn.flags = 0x02;
+  TcpSpec syn = Syn(MetadataV6(7034), 999);
   SendRaw(syn, "");
   TcpSpec elsewhere = testing::SynAckFor(syn, 1000);
   elsewhere.src[15] = 0x55;  // not fd00:ec2::254
-  const std::vector<uint8_t> other = BuildTcp(elsewhere, "");
-  packet.payload = other;
-  packet.original_length = static_cast<uint32_t>(other.size());
-  inspector_.OnPacket(packet);
+  SendFromServer(elsewhere);
   EXPECT_EQ(inspector_.counters().handshake_replies, 1u);
   TcpSpec data = MetadataV6(7034);
   SendRaw(data, evil_);
-  auto hits = Drain();
-  ASSERT_EQ(hits.size(), 1u);
-  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+  ExpectOneHitFlagged("midstream");
 
-  TcpSpec fast_open = MetadataV4(7035);
-  fast_open.seq = 999;
-  fast_open.flags = 0x02;
+  TcpSpec fast_open = Syn(MetadataV4(7035), 999);
   SendRaw(fast_open, evil_);
-  hits = Drain();
-  ASSERT_EQ(hits.size(), 1u);
-  EXPECT_TRUE(Has(hits[0], "midstream")) << hits[0].flags;
+  ExpectOneHitFlagged("midstream");
   EXPECT_EQ(inspector_.counters().flows_unconfirmed, 2u);
 }
 
 // Until a SYN-ACK has confirmed a SYN, the rules may not queue them (an older version's, a
 // user's own): an unconfirmed SYN is trusted then, or every flow would be flagged.
 TEST_F(EvasionTest, WithoutQueuedSynAcksASynIsTrusted) {
-  TcpSpec syn = MetadataV4(7036);
-  syn.seq = 999;
-  syn.flags = 0x02;
+  TcpSpec syn = Syn(MetadataV4(7036), 999);
   SendRaw(syn, "");
   TcpSpec data = MetadataV4(7036);
   SendRaw(data, post_head_);
