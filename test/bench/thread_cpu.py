@@ -4,9 +4,10 @@
 nginx stands in for the metadata service; default payload-only rules; the daemon with
 --fold-window 60 and alerts to test/bench/tiny_console.py; `wrk -t2 -c8` for 6 s. Prints each
 thread's CPU seconds (utime + stime from /proc/<pid>/task/*/stat) and microseconds per
-request served. Needs root. Extra arguments go to the daemon.
+request served. Needs root. Extra arguments go to the daemon. NFQ_BENCH_CLOSE=1: a new
+connection per request (wrk -H 'Connection: close') instead of keep-alive.
 
-  python3 test/bench/thread_cpu.py [daemon options]
+  [NFQ_BENCH_CLOSE=1] python3 test/bench/thread_cpu.py [daemon options]
 """
 import os
 import sys
