@@ -37,6 +37,7 @@
 #include "sensor/attributor.h"
 #include "sensor/container_address.h"
 #include "sensor/doorbell.h"
+#include "sensor/metadata_route.h"
 #include "sensor/inspector.h"
 #include "sensor/nfqueue.h"
 #include "sensor/options.h"
@@ -159,7 +160,8 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       "malformed_messages={} parse_errors={} not_metadata={} truncated_packets={} ip_fragments={} "
       "payload_bytes={} flows={} flow_memory_bytes={} flows_created={} flows_evicted={} flows_expired={} "
       "flows_closed={} closes_ignored={} flows_midstream={} syn_restarts={} handshake_replies={} "
-      "handshake_unmatched={} flows_unconfirmed={} forgotten_pushed_out={} "
+      "handshake_unmatched={} handshake_foreign={} flows_unconfirmed={} flows_redirected={} "
+      "forgotten_pushed_out={} "
       "urgent_segments={} retransmissions={} inconsistent={} out_of_order={} holes={} late_data={} "
       "requests={} "
       "hits={} filtered={} "
@@ -168,7 +170,7 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       q.malformed_messages, parse_errors, c.not_metadata, c.truncated_packets, c.ip_fragments, c.payload_bytes,
       inspector.flow_count(), inspector.flow_memory_bytes(), c.flows_created, c.flows_evicted, c.flows_expired, c.flows_closed,
       c.closes_ignored, c.flows_midstream, c.syn_restarts, c.handshake_replies, c.handshake_unmatched,
-      c.flows_unconfirmed, inspector.forgotten_pushed_out(),
+      c.handshake_foreign, c.flows_unconfirmed, c.flows_redirected, inspector.forgotten_pushed_out(),
       c.urgent_segments,
       c.retransmissions, c.inconsistent, c.out_of_order, c.holes, c.late_data, c.requests, c.hits, c.filtered, c.events_dropped,
       c.overflow_summaries);
@@ -243,13 +245,15 @@ void Attribute(InspectorEvent& event, Attributor* attributor, ContainerAddressMa
 class AlertThread {
  public:
   AlertThread(Inspector::EventRing* ring, SinkSet* sinks, Doorbell* doorbell, Attributor* attributor,
-              QueueWatch* queue_watch, ContainerAddressMap* container_addresses)
+              QueueWatch* queue_watch, ContainerAddressMap* container_addresses,
+              MetadataRoute* metadata_route)
       : ring_(ring),
         sinks_(sinks),
         doorbell_(doorbell),
         attributor_(attributor),
         queue_watch_(queue_watch),
         container_addresses_(container_addresses),
+        metadata_route_(metadata_route),
         thread_([this] { Run(); }) {}
   ~AlertThread() { Stop(); }
 
@@ -288,6 +292,7 @@ class AlertThread {
       sinks_->Tick();
       if (const auto now = std::chrono::steady_clock::now(); now >= next_sample_) {
         queue_watch_->Sample();
+        metadata_route_->Refresh();  // routes change rarely; a SYN-ACK needs the current one
         next_sample_ = now + std::chrono::seconds(1);
       }
       // Busy: let the next hits gather (the eventfd is non-blocking; its count is cleared
@@ -317,6 +322,7 @@ class AlertThread {
   Attributor* attributor_;
   QueueWatch* queue_watch_;
   ContainerAddressMap* container_addresses_;
+  MetadataRoute* metadata_route_;
   std::chrono::steady_clock::time_point next_sample_{};
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -423,18 +429,26 @@ int RunDaemon(int argc, char** argv) {
   inspector_config.forgotten_cap = size_t{opts.flow_table_cap} * 4;
   inspector_config.flow_idle = std::chrono::seconds(opts.flow_idle_seconds);
   inspector_config.flow_memory_budget = size_t{opts.flow_memory_mib} << 20;
+  inspector_config.handshake_check = opts.handshake_check;
   Attributor attributor{AttributorConfig{}};
-  Inspector inspector(inspector_config, filter, &events, &attributor);
+  MetadataRoute metadata_route;  // refreshed every second by the alert thread
+  metadata_route.Refresh();
+  Inspector inspector(inspector_config, filter, &events, &attributor, &metadata_route);
   QueueWatch queue_watch(opts.queue_num, opts.queue_maxlen);
   uint64_t loop_stalls = 0;
   ContainerAddressMap container_addresses(opts.container_state_root);  // the alert thread's alone
   Doorbell alert_doorbell(wake_fd.get());
   AlertThread alert_thread(&events, sinks.get(), &alert_doorbell, &attributor, &queue_watch,
-                           &container_addresses);
+                           &container_addresses, &metadata_route);
 
-  Log(fmt::format("started {}: queue {} (maxlen {}, --rcvbuf {} bytes, kernel reports {}), paths: {}",
+  Log(fmt::format("started {}: queue {} (maxlen {}, --rcvbuf {} bytes, kernel reports {}), "
+                  "handshake check {}, paths: {}",
                   NFQ_APEEPER_VERSION, opts.queue_num, opts.queue_maxlen, opts.rcvbuf_bytes,
-                  queue.rcvbuf_bytes(), filter->Describe()));
+                  queue.rcvbuf_bytes(), opts.handshake_check ? "on" : "off", filter->Describe()));
+  if (opts.handshake_check && (metadata_route.ifindex(IpFamily::kV4) == 0)) {
+    Log("note: no route to 169.254.169.254: SYN-ACKs cannot be checked, so every connection "
+        "will be flagged midstream until there is one");
+  }
   Notify("READY=1");
 
   uint64_t reported_enobufs = 0;

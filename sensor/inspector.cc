@@ -8,6 +8,7 @@
 #include "rules/path_filter.h"
 #include "sensor/attributor.h"
 #include "sensor/http_parser.h"
+#include "sensor/metadata_route.h"
 #include "sensor/nfqueue.h"
 #include "sensor/process_lookup.h"
 
@@ -75,11 +76,12 @@ const char* HookName(uint8_t hook) {
 }
 
 Inspector::Inspector(const InspectorConfig& config, std::shared_ptr<const rules::PathFilter> filter,
-                     EventRing* events, Attributor* attributor)
+                     EventRing* events, Attributor* attributor, const MetadataRoute* route)
     : config_(config),
       filter_(std::move(filter)),
       events_(events),
       attributor_(attributor),
+      route_(route),
       flows_(config.flow_table_cap, config.flow_idle),
       forgotten_(config.forgotten_cap) {}
 
@@ -101,7 +103,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   constexpr uint8_t kHandshakeMask = tcp_flag::kSyn | tcp_flag::kAck | tcp_flag::kRst | tcp_flag::kFin;
   if ((segment.flags & kHandshakeMask) == (tcp_flag::kSyn | tcp_flag::kAck) &&
       IsFromMetadataService(segment.key)) {
-    OnHandshakeReply(segment);
+    OnHandshakeReply(segment, packet);
     return;
   }
   if (config_.check_destination && !IsMetadataService(segment.key)) {
@@ -204,13 +206,9 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     attributor_->Request(segment.key, flow->has_uid ? int64_t{flow->uid} : -1);
     flow->attribution_requested = true;  // a drop at the cap is counted there; Lookup retries
   }
-  if (!payload.empty() && flow->has_syn && !flow->handshake_confirmed && handshake_replies_queued_ &&
+  if (!payload.empty() && flow->has_syn && !flow->handshake_confirmed && config_.handshake_check &&
       (flow->sticky_flags & request_flag::kMidstream) == 0) {
-    // Data before the server accepted the SYN: a client sends none (fast open aside), but a
-    // raw-socket sender does, after a SYN the server drops because the tuple is live (it
-    // answers with a challenge ACK, not a SYN-ACK), framing the real stream as a body.
-    flow->sticky_flags |= request_flag::kMidstream;
-    ++counters_.flows_unconfirmed;
+    OnUnconfirmedData(*flow, packet);
   }
   if (!payload.empty()) {
     const uint32_t seq = segment.seq + (syn ? 1u : 0u);
@@ -247,18 +245,45 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   Account(*flow);
 }
 
-void Inspector::OnHandshakeReply(const TcpSegment& segment) {
+void Inspector::OnHandshakeReply(const TcpSegment& segment, const QueuedPacket& packet) {
   // Only confirms, never creates: a SYN-ACK for no followed SYN changes nothing. The rules
-  // queue SYN-ACKs only when they arrive where the route to the server leads (rpfilter), so
-  // a container cannot forge one from the metadata address.
-  Flow* flow = flows_.Find(ReverseKey(segment.key));
+  // queue it in input/forward, where NAT has been undone, so it is addressed to the flow as
+  // the sensor keyed it. A container can forge one from the metadata address, but it comes
+  // in on the container's link, not where the route to the service leads.
+  if (route_ != nullptr) {
+    const uint32_t expected = route_->ifindex(segment.key.family);
+    if (expected == 0 || packet.indev != expected) {
+      ++counters_.handshake_foreign;
+      return;
+    }
+  }
+  Flow* flow = packet.has_conntrack ? flows_.Find(packet.conntrack.original) : nullptr;
+  if (flow == nullptr) flow = flows_.Find(ReverseKey(segment.key));
   if (flow == nullptr || !flow->has_syn || segment.ack != flow->syn_seq + 1) {
     ++counters_.handshake_unmatched;
     return;
   }
   ++counters_.handshake_replies;
   flow->handshake_confirmed = true;
-  handshake_replies_queued_ = true;
+}
+
+void Inspector::OnUnconfirmedData(Flow& flow, const QueuedPacket& packet) {
+  if (packet.has_conntrack) {
+    const FlowKey& original = packet.conntrack.original;
+    const FlowKey& reply = packet.conntrack.reply;
+    if (reply.src != original.dst || reply.src_port != original.dst_port) {
+      // DNATed to a local agent or proxy (kube2iam, kiam, the ECS agent): the SYN-ACK comes
+      // from there, not from the metadata address the rules match. Nothing to wait for.
+      ++counters_.flows_redirected;
+      flow.handshake_confirmed = true;
+      return;
+    }
+  }
+  // Data before the server accepted the SYN: a client sends none (fast open aside), but a
+  // raw-socket sender does, after a SYN the server drops because the tuple is live (it
+  // answers with a challenge ACK, not a SYN-ACK), framing the real stream as a body.
+  flow.sticky_flags |= request_flag::kMidstream;
+  ++counters_.flows_unconfirmed;
 }
 
 bool Inspector::CloseInWindow(const Flow& flow, uint32_t seq) {

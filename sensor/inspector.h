@@ -24,6 +24,7 @@ namespace nfq::sensor {
 struct QueuedPacket;
 struct HttpRequest;
 class Attributor;
+class MetadataRoute;
 
 // A hit with what the alert thread needs to complete it (attribution, interface name).
 struct InspectorEvent {
@@ -52,6 +53,9 @@ struct InspectorCounters {
   uint64_t handshake_replies = 0;    // server SYN-ACKs that confirmed a followed SYN
   uint64_t handshake_unmatched = 0;  // SYN-ACKs for no followed SYN (or acking another seq)
   uint64_t flows_unconfirmed = 0;    // flows whose data came before their SYN-ACK (midstream)
+  uint64_t flows_redirected = 0;     // NAT sends them elsewhere: no SYN-ACK from the service
+  uint64_t handshake_foreign = 0;    // SYN-ACKs from the service's address that came in where
+                                     // its route does not lead (forged, or asymmetric routing)
   uint64_t urgent_segments = 0;  // segments with TCP urgent data (their flow is flagged)
   uint64_t retransmissions = 0;  // segments carrying bytes seen before
   uint64_t inconsistent = 0;     // ...whose bytes differed from the first copy
@@ -76,17 +80,22 @@ struct InspectorConfig {
   size_t flow_memory_budget = 64u << 20;
   // Keys of flows no longer followed that are remembered (see ForgottenFlows).
   size_t forgotten_cap = 65536;
+  // The rules queue the server's SYN-ACKs (nfq-apeeper-rules does): a SYN counts only when
+  // one acknowledges it, and data before that flags the flow midstream. Off for rules
+  // without the SYN-ACK rule, or every flow would be flagged.
+  bool handshake_check = true;
 };
 
 class Inspector {
  public:
   using EventRing = SpscRing<InspectorEvent>;
 
-  // REQUIRES: events (and attributor, when given) outlive the inspector; filter non-null.
-  // With an attributor, the first packet of each locally sent connection (hook output) asks
-  // it who sent it: one lock-free ring push, no system call.
+  // REQUIRES: events (and attributor and route, when given) outlive the inspector; filter
+  // non-null. With an attributor, the first packet of each locally sent connection (hook
+  // output) asks it who sent it: one lock-free ring push, no system call. With a route, a
+  // SYN-ACK counts only when it came in on the interface the route to the service uses.
   Inspector(const InspectorConfig& config, std::shared_ptr<const rules::PathFilter> filter,
-            EventRing* events, Attributor* attributor = nullptr);
+            EventRing* events, Attributor* attributor = nullptr, const MetadataRoute* route = nullptr);
   ~Inspector();
 
   void OnPacket(const QueuedPacket& packet);
@@ -105,7 +114,9 @@ class Inspector {
 
  private:
   // The server's SYN-ACK (queued by the rules in prerouting): confirms the flow's SYN.
-  void OnHandshakeReply(const TcpSegment& segment);
+  void OnHandshakeReply(const TcpSegment& segment, const QueuedPacket& packet);
+  // Data arrived on a flow whose SYN no SYN-ACK confirmed yet.
+  void OnUnconfirmedData(Flow& flow, const QueuedPacket& packet);
   void Feed(Flow& flow, std::string_view bytes, uint32_t extra_flags);
   void FinishFlow(Flow& flow);
   void OnHole(Flow& flow);
@@ -128,6 +139,7 @@ class Inspector {
   std::shared_ptr<const rules::PathFilter> filter_;
   EventRing* events_;
   Attributor* attributor_;
+  const MetadataRoute* route_;
   FlowTable flows_;
   ForgottenFlows forgotten_;
   Flow evicted_;  // scratch for the flow that FindOrCreate pushed out
@@ -135,11 +147,6 @@ class Inspector {
   InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest
   uint64_t overflow_count_ = 0;  // requests not yet reported because the queue was full
   size_t memory_bytes_ = 0;      // sum of the flows' footprints
-  // Set by the first SYN-ACK that confirms a followed SYN: from then on the rules are known
-  // to queue the server's handshake replies, and data on a flow whose SYN no SYN-ACK
-  // confirmed is flagged. Before (rules of an older version, or a user's own, without that
-  // rule) an unconfirmed SYN is trusted as it used to be, rather than flagging every flow.
-  bool handshake_replies_queued_ = false;
 };
 
 // True for 169.254.169.254:80 and [fd00:ec2::254]:80 as the destination.

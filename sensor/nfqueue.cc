@@ -85,6 +85,7 @@ bool DecodePacket(const nlmsghdr* nlh, QueuedPacket* packet) {
   if (attr[NFQA_GID] != nullptr) packet->gid = ntohl(mnl_attr_get_u32(attr[NFQA_GID]));
   if (attr[NFQA_IFINDEX_INDEV] != nullptr) packet->indev = ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV]));
   if (attr[NFQA_IFINDEX_OUTDEV] != nullptr) packet->outdev = ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_OUTDEV]));
+  packet->has_conntrack = attr[NFQA_CT] != nullptr && ParseConntrackTuples(attr[NFQA_CT], &packet->conntrack);
   return true;
 }
 
@@ -142,6 +143,7 @@ NfQueue& NfQueue::operator=(NfQueue&& other) noexcept {
     socket_ = std::exchange(other.socket_, nullptr);
     queue_num_ = other.queue_num_;
     rcvbuf_bytes_ = other.rcvbuf_bytes_;
+    conntrack_info_ = other.conntrack_info_;
     portid_ = other.portid_;
     last_packet_id_ = other.last_packet_id_;
     seen_packet_ = other.seen_packet_;
@@ -219,15 +221,24 @@ QueueOpenResult NfQueue::Open(const QueueConfig& config) {
     }
   }
 
-  nlh = nfq_nlmsg_put(request.data(), NFQNL_MSG_CONFIG, config.queue_num);
-  nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, kCopyRange);
-  nfq_nlmsg_cfg_put_qmaxlen(nlh, config.queue_maxlen);
   // Fail-open: when the queue is full the kernel accepts instead of dropping (case Q2).
   // GSO: whole super-packets, no segmentation cost. UID/GID: the socket owner comes along.
-  const uint32_t flags = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO | NFQA_CFG_F_UID_GID;
-  mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
-  mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flags));
-  if (const int err = setup.Request(nlh); err != 0) {
+  // CONNTRACK: the connection's tuples, to tie NATed replies to their flow; it needs
+  // nf_conntrack_netlink, and without it the rest still works, so it is asked for first.
+  const uint32_t base_flags = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO | NFQA_CFG_F_UID_GID;
+  auto configure = [&](uint32_t flags) {
+    nlh = nfq_nlmsg_put(request.data(), NFQNL_MSG_CONFIG, config.queue_num);
+    nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, kCopyRange);
+    nfq_nlmsg_cfg_put_qmaxlen(nlh, config.queue_maxlen);
+    mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+    mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flags));
+    return setup.Request(nlh);
+  };
+  int err = configure(base_flags | NFQA_CFG_F_CONNTRACK);
+  if (err == EAGAIN) err = configure(base_flags | NFQA_CFG_F_CONNTRACK);  // module just loaded
+  queue.conntrack_info_ = err == 0;
+  if (err != 0) err = configure(base_flags);
+  if (err != 0) {
     result.queue.reset();
     return Failure(QueueOpenError::kSocket,
                    fmt::format("cannot configure NFQUEUE {} (copy range, queue length, fail-open): {}",

@@ -18,6 +18,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "sensor/conntrack_tuple.h"
+
 struct mnl_socket;
 
 namespace nfq::sensor {
@@ -51,6 +53,10 @@ struct QueuedPacket {
   uint32_t gid = 0;
   uint32_t indev = 0;
   uint32_t outdev = 0;
+  // Connection tracking's view of the packet's connection (only when conntrack is active in
+  // the namespace and the queue could ask for it: NfQueue::conntrack_info()).
+  bool has_conntrack = false;
+  ConntrackTuples conntrack;
 };
 
 struct QueueCounters {
@@ -103,6 +109,8 @@ class NfQueue {
   const QueueCounters& counters() const { return counters_; }
   // As the kernel reports it: twice what was asked for (it counts its bookkeeping).
   uint32_t rcvbuf_bytes() const { return rcvbuf_bytes_; }
+  // The kernel attaches conntrack tuples to queued packets (needs nf_conntrack_netlink).
+  bool conntrack_info() const { return conntrack_info_; }
 
  private:
   using PacketCallback = void (*)(void* context, const QueuedPacket& packet);
@@ -117,6 +125,7 @@ class NfQueue {
   mnl_socket* socket_ = nullptr;
   uint16_t queue_num_ = 0;
   uint32_t rcvbuf_bytes_ = 0;
+  bool conntrack_info_ = false;
   uint32_t portid_ = 0;
   uint32_t last_packet_id_ = 0;
   bool seen_packet_ = false;

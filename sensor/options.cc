@@ -30,6 +30,7 @@ enum LongOnly : int {
   kFactoryFile,
   kDatedAsLatest,
   kNoStdout,
+  kNoHandshakeCheck,
   kCheck,
   kVersion,
   kImdsUrl,
@@ -60,6 +61,7 @@ const option kLongOptions[] = {
     {"factory-file", required_argument, nullptr, kFactoryFile},
     {"dated-as-latest", required_argument, nullptr, kDatedAsLatest},
     {"no-stdout", no_argument, nullptr, kNoStdout},
+    {"no-handshake-check", no_argument, nullptr, kNoHandshakeCheck},
     {"check", no_argument, nullptr, kCheck},
     {"version", no_argument, nullptr, kVersion},
     {"imds-url", required_argument, nullptr, kImdsUrl},
@@ -132,6 +134,8 @@ Tuning:
                              container of forwarded traffic (default /: var/lib/cni/networks,
                              var/lib/docker/containers)
       --no-stdout            do not write events to stdout
+      --no-handshake-check   for firewall rules that do not queue the server's SYN-ACKs
+                             (nfq-apeeper-rules does): trust a SYN without its SYN-ACK
       --backoff-initial-ms N, --backoff-max-ms N
                              console retry backoff (default 1000 and 300000)
 
@@ -275,6 +279,7 @@ ParseOutcome ParseOptions(int argc, char** argv, const char* env_factory) {
         break;
       }
       case kNoStdout: opts.stdout_events = false; break;
+      case kNoHandshakeCheck: opts.handshake_check = false; break;
       case kCheck: opts.check = true; break;
       case kVersion: opts.version = true; break;
       case kImdsUrl: opts.imds_url = arg; break;

@@ -33,6 +33,7 @@ struct Options {
   LogFormat log_format = LogFormat::kText;
   bool dated_as_latest = true;
   bool stdout_events = true;
+  bool handshake_check = true;  // the rules queue the server's SYN-ACKs (docs/rules.md)
   bool check = false;
   bool version = false;
   bool help = false;

@@ -3,13 +3,14 @@ reads a blacklisted path while the bytes the sensor reads say otherwise. Each mu
 hit: the real path, or a flag saying the sensor could not vouch for the flow (always
 reported, whatever the lists say). The lab's IMDS records what it really served."""
 import os
+import subprocess
 import sys
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from daemon_harness import Daemon, lablib, run_tests  # noqa: E402
+from daemon_harness import Daemon, _counters, lablib, run_tests  # noqa: E402
 
 LAB = None
 DEAD_FACTORY = "http://127.0.0.1:1/factory"
@@ -95,6 +96,92 @@ class EvasionTest(unittest.TestCase):
     # forged SYN: the server never answers that SYN with a SYN-ACK, so the flow is midstream.
     def test_desync_forged_syn_on_a_forgotten_live_connection(self):
         self.desync("forget", "midstream", ["--flow-table-cap", "16"])
+
+    # The daemon (re)starts while the connection is up: it knows nothing of it, and no
+    # SYN-ACK answers the forged SYN.
+    def test_desync_forged_syn_after_a_daemon_restart(self):
+        client = LAB.popen(LAB.inst, [sys.executable, os.path.join(lablib.HERE, "desync_client.py"),
+                                      LAB.ADDR["inst_imds4"], lablib.IMDS4, "restart"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(client.stdout.readline().strip(), b"connected")
+
+            def send():
+                out, _ = client.communicate(b"go\n", timeout=15)
+                self.assertIn(b"HTTP/1.1", out)
+            self.run_case([], send, "midstream")
+        finally:
+            if client.poll() is None:
+                client.kill()
+
+    # Docker's default bridge masquerades containers: the server's SYN-ACK comes back to the
+    # host's address and port; conntrack's tuples tie it to the container's flow.
+    def masquerade(self):
+        for tool, net in (("iptables", "10.200.2.0/24"), ("ip6tables", "fd42:2::/64")):
+            LAB.run(LAB.inst, [tool, "-w", "-t", "nat", "-A", "POSTROUTING", "-s", net, "-o", "to-imds",
+                               "-j", "MASQUERADE"])
+        self.addCleanup(lambda: [LAB.run(LAB.inst, [tool, "-w", "-t", "nat", "-F", "POSTROUTING"])
+                                 for tool in ("iptables", "ip6tables")])
+
+    def test_masqueraded_container_forged_syn(self):
+        self.masquerade()
+        def send():
+            r = LAB.run(LAB.ctr, [sys.executable, os.path.join(lablib.HERE, "desync_client.py"),
+                                  LAB.ADDR["ctr4"], lablib.IMDS4, "forget"], check=False)
+            self.assertIn("HTTP/1.1", r.stdout, r.stderr)
+        self.run_case(["--flow-table-cap", "16"], send, "midstream")
+
+    # The same from a container that also forges the server's SYN-ACK for its forged SYN: it
+    # comes in on the container's link, not where the route to the server leads.
+    def test_masqueraded_container_forged_syn_and_syn_ack(self):
+        self.masquerade()
+        def send():
+            r = LAB.run(LAB.ctr, [sys.executable, os.path.join(lablib.HERE, "desync_client.py"),
+                                  LAB.ADDR["ctr4"], lablib.IMDS4, "forgesynack"], check=False)
+            self.assertIn("HTTP/1.1", r.stdout, r.stderr)
+        self.run_case(["--flow-table-cap", "16"], send, "midstream")
+
+    def counters_at_stop(self, d):
+        return _counters([line for line in d.stderr_lines if "counters:" in line][-1])
+
+    def ordinary_container_requests(self, *daemon_args):
+        d = Daemon(LAB, "--factory", DEAD_FACTORY, "--fold-window", "0", "-b", "/latest/meta-data/iam",
+                   *daemon_args)
+        try:
+            LAB.curl(LAB.inst, lablib.URL4 + "/latest/meta-data/ami-id")  # the host's own, first
+            for url in (lablib.URL4, lablib.URL6):
+                LAB.curl(LAB.ctr, url + CREDS)
+            hits = d.take_hits(2, timeout=5, settle=0.5)
+        finally:
+            self.assertEqual(d.stop(), 0, d.all_output())
+        self.assertEqual([h["norm"] for h in hits], [CREDS, CREDS])
+        self.assertEqual([h.get("flags", "") for h in hits], ["", ""], "ordinary requests flagged")
+        return self.counters_at_stop(d)
+
+    def test_masqueraded_container_ordinary_requests_are_not_flagged(self):
+        self.masquerade()
+        c = self.ordinary_container_requests()
+        self.assertGreaterEqual(c["handshake_replies"], 3, c)
+        self.assertEqual(c["flows_unconfirmed"], 0, c)
+
+    # kube2iam/kiam style: the container's metadata requests are DNATed to a local agent,
+    # whose SYN-ACK never passes input or forward. With conntrack's tuples (kernels with
+    # CONFIG_NETFILTER_NETLINK_GLUE_CT) the daemon sees the redirection; without them (this
+    # VM's kernel) --no-handshake-check is the documented remedy.
+    def test_container_dnated_to_a_local_agent_is_not_flagged(self):
+        agent = LAB.popen(LAB.inst, [sys.executable, os.path.join(lablib.HERE, "imds_server.py"), "--port", "8181",
+                                     "--addr4", LAB.ADDR["inst_ctr4"], "--addr6", LAB.ADDR["inst_ctr6"]],
+                          stdout=subprocess.PIPE)
+        self.addCleanup(agent.kill)
+        self.assertEqual(agent.stdout.readline().strip(), b"ready")
+        for tool, imds, to in (("iptables", lablib.IMDS4, LAB.ADDR["inst_ctr4"] + ":8181"),
+                               ("ip6tables", lablib.IMDS6, f"[{LAB.ADDR['inst_ctr6']}]:8181")):
+            LAB.run(LAB.inst, [tool, "-w", "-t", "nat", "-A", "PREROUTING", "-i", "to-ctr", "-d", imds, "-p", "tcp",
+                               "--dport", "80", "-j", "DNAT", "--to-destination", to])
+        self.addCleanup(lambda: [LAB.run(LAB.inst, [tool, "-w", "-t", "nat", "-F", "PREROUTING"])
+                                 for tool in ("iptables", "ip6tables")])
+        c = self.ordinary_container_requests("--no-handshake-check")
+        self.assertEqual(c["flows_unconfirmed"], 0, c)
 
 
 if __name__ == "__main__":

