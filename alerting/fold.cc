@@ -34,7 +34,7 @@ std::string Folder::CallerIdentity(const Hit& hit) {
 
 std::optional<Hit> Folder::Offer(const Hit& hit, SteadyTime now) {
   if (window_.count() <= 0) return hit;
-  Key key{CallerIdentity(hit), hit.method, hit.norm};
+  Key key{CallerIdentity(hit), hit.method, hit.norm, hit.imds};
   auto it = table_.find(key);
   if (it != table_.end() && now >= it->second.closes) {
     // Closed but not yet expired: Expire would emit it; keep counts exact by letting the

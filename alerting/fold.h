@@ -1,6 +1,7 @@
 // Folds identical hits inside a time window: the first of a key goes out at once, the rest
 // are counted and leave as one follow-up hit (count, first, last) when the window closes.
-// Key: (caller identity, method, norm); see CallerIdentity. Counts add up exactly: the counts of
+// Key: (caller identity, method, norm, imds): an IMDSv1 request never hides in an IMDSv2
+// window; see CallerIdentity. Counts add up exactly: the counts of
 // everything Offer/Expire/DrainAll return sum to the counts offered.
 // Not thread-safe; the owner serialises calls.
 #pragma once
@@ -50,7 +51,7 @@ class Folder {
     SteadyTime closes;
     Hit pending;  // count 0 until a second hit arrives
   };
-  using Key = std::tuple<std::string, std::string, std::string>;
+  using Key = std::tuple<std::string, std::string, std::string, std::string>;  // + imds
 
   std::chrono::milliseconds window_;
   size_t max_keys_;

@@ -40,7 +40,7 @@ TEST(Folder, ThreeHundredIdenticalRequestsSumToThreeHundred) {
                       t0 + milliseconds(5000)));
 }
 
-TEST(Folder, KeyIsAddressMethodAndNorm) {
+TEST(Folder, KeyIsAddressMethodNormAndImdsVersion) {
   Folder f(milliseconds(1000));
   const auto t0 = Folder::SteadyTime{} + std::chrono::hours(1);
   EXPECT_TRUE(f.Offer(MakeHit("10.0.0.1:1", "/a", 0), t0));
@@ -51,6 +51,14 @@ TEST(Folder, KeyIsAddressMethodAndNorm) {
   Hit put = MakeHit("10.0.0.1:1", "/a", 0);
   put.method = "PUT";
   EXPECT_TRUE(f.Offer(put, t0));
+  // An IMDSv1 read of a path is never counted into an IMDSv2 window of the same path.
+  Hit v2 = MakeHit("10.0.0.3:1", "/c", 0);
+  v2.imds = "v2";
+  Hit v1 = v2;
+  v1.imds = "v1";
+  EXPECT_TRUE(f.Offer(v2, t0));
+  EXPECT_TRUE(f.Offer(v1, t0));
+  EXPECT_FALSE(f.Offer(v1, t0));
   EXPECT_EQ(Folder::AddressWithoutPort("[fd00:ec2::1]:80"), "fd00:ec2::1");
   EXPECT_EQ(Folder::AddressWithoutPort("1.2.3.4:5"), "1.2.3.4");
   EXPECT_EQ(Folder::AddressWithoutPort("fd00::1"), "fd00::1");

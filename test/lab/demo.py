@@ -66,8 +66,11 @@ def main():
             if line not in rules:
                 print(line)
         queue_rules = [r for r in rules if "NFQUEUE" in r or "queue num" in r]
-        print(f"  ({len(queue_rules)} queue rules and {len(rules) - len(queue_rules)} jumps and own-traffic "
-              "rules; 'scripts/nfq-apeeper-rules status' lists them)")
+        own = [r for r in rules if "own traffic" in r]
+        jumps = len(rules) - len(queue_rules) - len(own)
+        print(f"  (IPv4 and IPv6: {len(queue_rules)} queue rules, {jumps} jumps from the base chains, "
+              f"{len(own)} rules letting the daemon's own traffic pass; "
+              "'scripts/nfq-apeeper-rules status' lists them)")
 
         requests = [
             ("host, IPv4, IMDSv1", lab.inst, [f"{lablib.URL4}/latest/meta-data/instance-id"]),
