@@ -162,7 +162,7 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       "flows_closed={} closes_ignored={} flows_midstream={} syn_restarts={} handshake_replies={} "
       "handshake_unmatched={} handshake_foreign={} flows_unconfirmed={} flows_redirected={} "
       "forgotten_pushed_out={} "
-      "urgent_segments={} retransmissions={} inconsistent={} out_of_order={} holes={} late_data={} "
+      "urgent_segments={} retransmissions={} retransmissions_after_close={} inconsistent={} out_of_order={} holes={} late_data={} "
       "requests={} "
       "hits={} filtered={} "
       "events_dropped={} overflow_summaries={}",
@@ -172,7 +172,7 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       c.closes_ignored, c.flows_midstream, c.syn_restarts, c.handshake_replies, c.handshake_unmatched,
       c.handshake_foreign, c.flows_unconfirmed, c.flows_redirected, inspector.forgotten_pushed_out(),
       c.urgent_segments,
-      c.retransmissions, c.inconsistent, c.out_of_order, c.holes, c.late_data, c.requests, c.hits, c.filtered, c.events_dropped,
+      c.retransmissions, c.retransmissions_after_close, c.inconsistent, c.out_of_order, c.holes, c.late_data, c.requests, c.hits, c.filtered, c.events_dropped,
       c.overflow_summaries);
   for (size_t i = 1; i < c.parse_errors.size(); ++i) {
     if (c.parse_errors[i] != 0) {

@@ -33,6 +33,14 @@ Flow* FlowTable::FindOrCreate(const FlowKey& key, Clock::time_point now, Flow* e
   return &flow;
 }
 
+Flow* FlowTable::FindAndTouch(const FlowKey& key, Clock::time_point now) {
+  auto it = index_.find(key);
+  if (it == index_.end()) return nullptr;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  it->second->last_seen = now;
+  return &*it->second;
+}
+
 Flow* FlowTable::Find(const FlowKey& key) {
   auto it = index_.find(key);
   return it == index_.end() ? nullptr : &*it->second;
@@ -83,5 +91,32 @@ bool ForgottenFlows::Take(const FlowKey& key, Clock::time_point now, Clock::dura
   return now - slot.added < within;
 }
 
+
+RecentCloses::RecentCloses(size_t capacity) : ring_(capacity == 0 ? 1 : capacity) {
+  index_.reserve(ring_.size());
+}
+
+void RecentCloses::Add(const FlowKey& key, StreamReassembler&& stream, Clock::time_point now) {
+  if (auto it = index_.find(key); it != index_.end()) {
+    ring_[it->second].used = false;  // the older close of this tuple is superseded
+    index_.erase(it);
+  }
+  Slot& slot = ring_[next_];
+  if (slot.used) index_.erase(slot.key);
+  slot.key = key;
+  slot.stream = std::move(stream);
+  slot.closed = now;
+  slot.used = true;
+  index_[key] = next_;
+  next_ = (next_ + 1) % ring_.size();
+}
+
+bool RecentCloses::IsRetransmission(const FlowKey& key, uint32_t seq, std::string_view bytes,
+                                    Clock::time_point now, Clock::duration within) const {
+  const auto it = index_.find(key);
+  if (it == index_.end()) return false;
+  const Slot& slot = ring_[it->second];
+  return slot.used && now - slot.closed < within && slot.stream.IsRetransmission(seq, bytes);
+}
 
 }  // namespace nfq::sensor

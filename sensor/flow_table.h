@@ -49,6 +49,8 @@ class FlowTable {
   // REQUIRES: evicted != nullptr. The returned pointer is valid until the next call.
   Flow* FindOrCreate(const FlowKey& key, Clock::time_point now, Flow* evicted, bool* did_evict);
   Flow* Find(const FlowKey& key);
+  // Find, and marks the flow used at now (as FindOrCreate does).
+  Flow* FindAndTouch(const FlowKey& key, Clock::time_point now);
   void Erase(const FlowKey& key);
   // Moves the least recently used flow out into *out and removes it; false when empty.
   bool PopOldest(Flow* out);
@@ -101,6 +103,36 @@ class ForgottenFlows {
   size_t next_ = 0;  // the slot Add writes: the oldest
   std::unordered_map<FlowKey, size_t, FlowKeyHash> index_;  // key -> slot
   uint64_t pushed_out_ = 0;
+};
+
+// The streams of flows their sender closed (FIN/RST taken), for a while: a segment that
+// arrives after the close but only repeats bytes already read (TCP retransmits an unacked
+// segment after its FIN) is the retransmission it looks like, not the start of a flow joined
+// midstream. Bounded: a ring of `capacity`, each holding at most the reassembler's history.
+//
+// Thread-safety: packet thread only.
+class RecentCloses {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit RecentCloses(size_t capacity);
+
+  void Add(const FlowKey& key, StreamReassembler&& stream, Clock::time_point now);
+  // True when key was closed less than `within` before now and bytes at seq repeat what its
+  // stream delivered (StreamReassembler::IsRetransmission).
+  bool IsRetransmission(const FlowKey& key, uint32_t seq, std::string_view bytes, Clock::time_point now,
+                        Clock::duration within = std::chrono::seconds(10)) const;
+
+ private:
+  struct Slot {
+    FlowKey key;
+    StreamReassembler stream;
+    Clock::time_point closed{};
+    bool used = false;
+  };
+  std::vector<Slot> ring_;
+  size_t next_ = 0;
+  std::unordered_map<FlowKey, size_t, FlowKeyHash> index_;
 };
 
 template <class OnExpired>

@@ -140,16 +140,24 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     return;  // pure ACKs carry nothing to read
   }
 
-  bool did_evict = false;
-  const size_t before = flows_.size();
-  Flow* flow = flows_.FindOrCreate(segment.key, now, &evicted_, &did_evict);
-  if (did_evict) {
-    ++counters_.flows_evicted;
-    Retire(evicted_);
-    evicted_ = Flow{};
-  }
-  const bool created = flows_.size() > before || did_evict;
+  Flow* flow = flows_.FindAndTouch(segment.key, now);
+  const bool created = flow == nullptr;
   if (created) {
+    if (!syn && !segment.ip_fragment && !payload.empty() &&
+        recent_closes_.IsRetransmission(
+            segment.key, segment.seq,
+            std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()), now)) {
+      // TCP retransmitting an unacknowledged segment after the close: bytes already read.
+      ++counters_.retransmissions_after_close;
+      return;
+    }
+    bool did_evict = false;
+    flow = flows_.FindOrCreate(segment.key, now, &evicted_, &did_evict);
+    if (did_evict) {
+      ++counters_.flows_evicted;
+      Retire(evicted_);
+      evicted_ = Flow{};
+    }
     ++counters_.flows_created;
     const bool followed_just_before = forgotten_.Take(segment.key, now);  // forgets the key
     if (!syn) {
@@ -294,6 +302,7 @@ bool Inspector::CloseInWindow(const Flow& flow, uint32_t seq) {
 
 void Inspector::Close(const FlowKey& key, Flow& flow) {
   Retire(flow);
+  recent_closes_.Add(key, std::move(flow.stream), FlowTable::Clock::now());
   flows_.Erase(key);
   ++counters_.flows_closed;
 }

@@ -58,6 +58,7 @@ struct InspectorCounters {
                                      // its route does not lead (forged, or asymmetric routing)
   uint64_t urgent_segments = 0;  // segments with TCP urgent data (their flow is flagged)
   uint64_t retransmissions = 0;  // segments carrying bytes seen before
+  uint64_t retransmissions_after_close = 0;  // ...arriving after the flow's close (ignored)
   uint64_t inconsistent = 0;     // ...whose bytes differed from the first copy
   uint64_t out_of_order = 0;     // segments held until the bytes before them came
   uint64_t holes = 0;            // missing bytes given up on (window or buffer cap)
@@ -142,6 +143,7 @@ class Inspector {
   const MetadataRoute* route_;
   FlowTable flows_;
   ForgottenFlows forgotten_;
+  RecentCloses recent_closes_{1024};
   Flow evicted_;  // scratch for the flow that FindOrCreate pushed out
   InspectorCounters counters_;
   InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest

@@ -35,6 +35,12 @@ bool StreamReassembler::DiffersFromHistory(uint32_t seq, std::string_view bytes)
   return std::string_view(history_).substr(start, len) != bytes.substr(0, len);
 }
 
+bool StreamReassembler::IsRetransmission(uint32_t seq, std::string_view bytes) const {
+  if (!started_ || bytes.empty()) return false;
+  const uint32_t end = seq + static_cast<uint32_t>(bytes.size());
+  return SeqDiff(start_seq_, seq) >= 0 && SeqDiff(end, next_seq_) >= 0 && !DiffersFromHistory(seq, bytes);
+}
+
 void StreamReassembler::DeliverInOrder(std::string_view bytes, Deliver deliver) {
   if (bytes.empty()) return;
   deliver(bytes);

@@ -59,6 +59,10 @@ class StreamReassembler {
   uint32_t Offer(uint32_t seq, std::string_view bytes, Deliver deliver, OnHole on_hole,
                  Deliver on_late);
 
+  // True when bytes at seq are ones already delivered, as far as the history shows the same:
+  // after start, ending at or before next_seq(). What a live flow counts as a retransmission.
+  bool IsRetransmission(uint32_t seq, std::string_view bytes) const;
+
   // Delivers what is buffered, skipping holes (end of flow).
   void Flush(Deliver deliver, OnHole on_hole);
   void Reset();

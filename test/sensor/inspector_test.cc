@@ -777,6 +777,34 @@ TEST(MetadataRouteTest, LooksUpTheOutputInterface) {
   (void)LookupRouteInterface(IpFamily::kV4, nowhere);  // must not crash or hang
 }
 
+// TCP retransmits an unacknowledged segment even after its FIN: after the close, bytes that
+// repeat what the flow delivered are that retransmission, not a flow joined midstream. Bytes
+// that differ, or come after the close, still start a flow flagged midstream.
+TEST_F(EvasionTest, ARetransmissionAfterTheCloseIsNotANewFlow) {
+  TcpSpec spec = MetadataV4(7060);
+  const std::string head = "GET /latest/meta-data/iam/security-credentials/x HTTP/1.1\r\n";
+  const std::string tail = "Host: 169.254.169.254\r\n\r\n";
+  Send(spec, head);
+  TcpSpec last = spec;
+  last.seq += static_cast<uint32_t>(head.size());
+  Send(last, tail);
+  TcpSpec fin = last;
+  fin.seq += static_cast<uint32_t>(tail.size());
+  fin.flags = 0x11;
+  SendRaw(fin, "");
+  EXPECT_EQ(inspector_.counters().flows_closed, 1u);
+  ASSERT_EQ(Drain().size(), 1u);
+  SendRaw(last, tail);  // the retransmission
+  EXPECT_TRUE(Drain().empty());
+  EXPECT_EQ(inspector_.counters().retransmissions_after_close, 1u);
+  EXPECT_EQ(inspector_.counters().flows_midstream, 0u);
+
+  std::string changed = tail;
+  changed[0] = 'X';
+  SendRaw(last, changed);  // not what was read: a flow joined midstream
+  EXPECT_EQ(inspector_.counters().flows_midstream, 1u);
+}
+
 // A second SYN needs its own SYN-ACK: the confirmation of the first does not carry over.
 TEST_F(EvasionTest, ASecondSynNeedsItsOwnSynAck) {
   TcpSpec spec = MetadataV4(7037);
