@@ -37,7 +37,6 @@
 #include "sensor/attributor.h"
 #include "sensor/container_address.h"
 #include "sensor/doorbell.h"
-#include "sensor/metadata_route.h"
 #include "sensor/inspector.h"
 #include "sensor/nfqueue.h"
 #include "sensor/options.h"
@@ -245,15 +244,13 @@ void Attribute(InspectorEvent& event, Attributor* attributor, ContainerAddressMa
 class AlertThread {
  public:
   AlertThread(Inspector::EventRing* ring, SinkSet* sinks, Doorbell* doorbell, Attributor* attributor,
-              QueueWatch* queue_watch, ContainerAddressMap* container_addresses,
-              MetadataRoute* metadata_route)
+              QueueWatch* queue_watch, ContainerAddressMap* container_addresses)
       : ring_(ring),
         sinks_(sinks),
         doorbell_(doorbell),
         attributor_(attributor),
         queue_watch_(queue_watch),
         container_addresses_(container_addresses),
-        metadata_route_(metadata_route),
         thread_([this] { Run(); }) {}
   ~AlertThread() { Stop(); }
 
@@ -292,7 +289,6 @@ class AlertThread {
       sinks_->Tick();
       if (const auto now = std::chrono::steady_clock::now(); now >= next_sample_) {
         queue_watch_->Sample();
-        metadata_route_->Refresh();  // routes change rarely; a SYN-ACK needs the current one
         next_sample_ = now + std::chrono::seconds(1);
       }
       // Busy: let the next hits gather (the eventfd is non-blocking; its count is cleared
@@ -322,7 +318,6 @@ class AlertThread {
   Attributor* attributor_;
   QueueWatch* queue_watch_;
   ContainerAddressMap* container_addresses_;
-  MetadataRoute* metadata_route_;
   std::chrono::steady_clock::time_point next_sample_{};
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -431,28 +426,24 @@ int RunDaemon(int argc, char** argv) {
   inspector_config.flow_memory_budget = size_t{opts.flow_memory_mib} << 20;
   inspector_config.handshake_check = opts.handshake_check;
   Attributor attributor{AttributorConfig{}};
-  MetadataRoute metadata_route;  // refreshed every second by the alert thread
-  metadata_route.Refresh();
-  Inspector inspector(inspector_config, filter, &events, &attributor, &metadata_route);
+  Inspector inspector(inspector_config, filter, &events, &attributor);
   QueueWatch queue_watch(opts.queue_num, opts.queue_maxlen);
   uint64_t loop_stalls = 0;
   ContainerAddressMap container_addresses(opts.container_state_root);  // the alert thread's alone
   Doorbell alert_doorbell(wake_fd.get());
   AlertThread alert_thread(&events, sinks.get(), &alert_doorbell, &attributor, &queue_watch,
-                           &container_addresses, &metadata_route);
+                           &container_addresses);
 
   Log(fmt::format("started {}: queue {} (maxlen {}, --rcvbuf {} bytes, kernel reports {}), "
                   "handshake check {}, paths: {}",
                   NFQ_APEEPER_VERSION, opts.queue_num, opts.queue_maxlen, opts.rcvbuf_bytes,
                   queue.rcvbuf_bytes(), opts.handshake_check ? "on" : "off", filter->Describe()));
-  if (opts.handshake_check && (metadata_route.ifindex(IpFamily::kV4) == 0)) {
-    Log("note: no route to 169.254.169.254: SYN-ACKs cannot be checked, so every connection "
-        "will be flagged midstream until there is one");
-  }
+
   Notify("READY=1");
 
   uint64_t reported_enobufs = 0;
   uint64_t reported_dropped = 0;
+  bool warned_no_handshakes = false;
   // The loop waits in the queue read itself (one system call per datagram under load) and
   // looks at the signals and the timer at least every kHousekeeping.
   if (!queue.EnableWaitingReceive(kHousekeeping)) {
@@ -489,6 +480,15 @@ int RunDaemon(int argc, char** argv) {
                         "(ENOBUFS; the packets were accepted); consider a larger --rcvbuf",
                         queue.counters().enobufs - reported_enobufs));
         reported_enobufs = queue.counters().enobufs;
+      }
+      if (opts.handshake_check && !warned_no_handshakes && inspector.counters().handshake_replies == 0 &&
+          inspector.counters().flows_unconfirmed >= 20) {
+        warned_no_handshakes = true;
+        Log(fmt::format("no SYN-ACK has come back for {} connections: every request is flagged "
+                        "midstream. The firewall rules do not queue the server's SYN-ACKs (rules "
+                        "of an older version: rerun nfq-apeeper-rules install), or a DNAT proxy "
+                        "answers (run with --no-handshake-check); docs/rules.md",
+                        inspector.counters().flows_unconfirmed));
       }
       if (inspector.counters().events_dropped != reported_dropped) {
         Log(fmt::format("the alert queue was full: {} hits are reported as counts in summary hits "

@@ -32,6 +32,8 @@ struct Flow {
   bool attribution_requested = false;  // the attributor was asked about this connection
   bool has_syn = false;  // the connection's SYN was seen: syn_seq is its initial sequence number
   uint32_t syn_seq = 0;
+  // The interface the SYN left on (own connections: outdev) or came in on (forwarded).
+  uint32_t syn_dev = 0;
   // The server's SYN-ACK acknowledged syn_seq + 1: the server took this SYN, so the stream
   // really starts there (a forged SYN on a live connection gets a challenge ACK instead).
   bool handshake_confirmed = false;

@@ -8,7 +8,6 @@
 #include "rules/path_filter.h"
 #include "sensor/attributor.h"
 #include "sensor/http_parser.h"
-#include "sensor/metadata_route.h"
 #include "sensor/nfqueue.h"
 #include "sensor/process_lookup.h"
 
@@ -76,12 +75,11 @@ const char* HookName(uint8_t hook) {
 }
 
 Inspector::Inspector(const InspectorConfig& config, std::shared_ptr<const rules::PathFilter> filter,
-                     EventRing* events, Attributor* attributor, const MetadataRoute* route)
+                     EventRing* events, Attributor* attributor)
     : config_(config),
       filter_(std::move(filter)),
       events_(events),
       attributor_(attributor),
-      route_(route),
       flows_(config.flow_table_cap, config.flow_idle),
       forgotten_(config.forgotten_cap) {}
 
@@ -185,6 +183,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   if (syn) {
     if (created) {
       flow->syn_seq = segment.seq;
+      flow->syn_dev = packet.hook == NF_INET_LOCAL_OUT ? packet.outdev : packet.indev;
       flow->stream.Start(segment.seq + 1);
     } else if (!flow->has_syn || segment.seq != flow->syn_seq) {
       // A SYN for a connection being followed: a new connection on a reused tuple, or one
@@ -196,6 +195,7 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
       flow->sticky_flags |= request_flag::kMidstream;
       ++counters_.syn_restarts;
       flow->syn_seq = segment.seq;
+      flow->syn_dev = packet.hook == NF_INET_LOCAL_OUT ? packet.outdev : packet.indev;
       flow->handshake_confirmed = false;
       flow->stream.Start(segment.seq + 1);
     }  // else a retransmitted SYN: nothing changes
@@ -256,19 +256,19 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
 void Inspector::OnHandshakeReply(const TcpSegment& segment, const QueuedPacket& packet) {
   // Only confirms, never creates: a SYN-ACK for no followed SYN changes nothing. The rules
   // queue it in input/forward, where NAT has been undone, so it is addressed to the flow as
-  // the sensor keyed it. A container can forge one from the metadata address, but it comes
-  // in on the container's link, not where the route to the service leads.
-  if (route_ != nullptr) {
-    const uint32_t expected = route_->ifindex(segment.key.family);
-    if (expected == 0 || packet.indev != expected) {
-      ++counters_.handshake_foreign;
-      return;
-    }
-  }
-  Flow* flow = packet.has_conntrack ? flows_.Find(packet.conntrack.original) : nullptr;
-  if (flow == nullptr) flow = flows_.Find(ReverseKey(segment.key));
+  // the sensor keyed it.
+  Flow* flow = flows_.Find(ReverseKey(segment.key));
   if (flow == nullptr || !flow->has_syn || segment.ack != flow->syn_seq + 1) {
     ++counters_.handshake_unmatched;
+    return;
+  }
+  // Where it came in: the instance's own connection left on syn_dev (the kernel's choice,
+  // policy routing included), so its reply comes back there; a container's SYN came in on
+  // the container's link, where a SYN-ACK the container forges comes in too. (The rules
+  // never queue one from lo: forged on the instance itself.)
+  const bool own = flow->hook == NF_INET_LOCAL_OUT;
+  if (own ? packet.indev != flow->syn_dev : packet.indev == flow->syn_dev) {
+    ++counters_.handshake_foreign;
     return;
   }
   ++counters_.handshake_replies;
@@ -276,7 +276,9 @@ void Inspector::OnHandshakeReply(const TcpSegment& segment, const QueuedPacket& 
 }
 
 void Inspector::OnUnconfirmedData(Flow& flow, const QueuedPacket& packet) {
-  if (packet.has_conntrack) {
+  if (packet.has_conntrack && !packet.conntrack_reply_direction && packet.conntrack.original == flow.key) {
+    // This flow's own conntrack entry, in its direction (not an entry a sender crafted so
+    // that its packets match as replies).
     const FlowKey& original = packet.conntrack.original;
     const FlowKey& reply = packet.conntrack.reply;
     if (reply.src != original.dst || reply.src_port != original.dst_port) {

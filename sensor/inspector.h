@@ -24,7 +24,6 @@ namespace nfq::sensor {
 struct QueuedPacket;
 struct HttpRequest;
 class Attributor;
-class MetadataRoute;
 
 // A hit with what the alert thread needs to complete it (attribution, interface name).
 struct InspectorEvent {
@@ -54,8 +53,8 @@ struct InspectorCounters {
   uint64_t handshake_unmatched = 0;  // SYN-ACKs for no followed SYN (or acking another seq)
   uint64_t flows_unconfirmed = 0;    // flows whose data came before their SYN-ACK (midstream)
   uint64_t flows_redirected = 0;     // NAT sends them elsewhere: no SYN-ACK from the service
-  uint64_t handshake_foreign = 0;    // SYN-ACKs from the service's address that came in where
-                                     // its route does not lead (forged, or asymmetric routing)
+  uint64_t handshake_foreign = 0;    // SYN-ACKs from the service's address that came in on the
+                                     // wrong interface (forged, or asymmetric routing)
   uint64_t urgent_segments = 0;  // segments with TCP urgent data (their flow is flagged)
   uint64_t retransmissions = 0;  // segments carrying bytes seen before
   uint64_t retransmissions_after_close = 0;  // ...arriving after the flow's close (ignored)
@@ -91,12 +90,11 @@ class Inspector {
  public:
   using EventRing = SpscRing<InspectorEvent>;
 
-  // REQUIRES: events (and attributor and route, when given) outlive the inspector; filter
-  // non-null. With an attributor, the first packet of each locally sent connection (hook
-  // output) asks it who sent it: one lock-free ring push, no system call. With a route, a
-  // SYN-ACK counts only when it came in on the interface the route to the service uses.
+  // REQUIRES: events (and attributor, when given) outlive the inspector; filter non-null.
+  // With an attributor, the first packet of each locally sent connection (hook output) asks
+  // it who sent it: one lock-free ring push, no system call.
   Inspector(const InspectorConfig& config, std::shared_ptr<const rules::PathFilter> filter,
-            EventRing* events, Attributor* attributor = nullptr, const MetadataRoute* route = nullptr);
+            EventRing* events, Attributor* attributor = nullptr);
   ~Inspector();
 
   void OnPacket(const QueuedPacket& packet);
@@ -140,7 +138,6 @@ class Inspector {
   std::shared_ptr<const rules::PathFilter> filter_;
   EventRing* events_;
   Attributor* attributor_;
-  const MetadataRoute* route_;
   FlowTable flows_;
   ForgottenFlows forgotten_;
   RecentCloses recent_closes_{1024};

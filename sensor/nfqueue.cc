@@ -85,7 +85,10 @@ bool DecodePacket(const nlmsghdr* nlh, QueuedPacket* packet) {
   if (attr[NFQA_GID] != nullptr) packet->gid = ntohl(mnl_attr_get_u32(attr[NFQA_GID]));
   if (attr[NFQA_IFINDEX_INDEV] != nullptr) packet->indev = ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV]));
   if (attr[NFQA_IFINDEX_OUTDEV] != nullptr) packet->outdev = ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_OUTDEV]));
-  packet->has_conntrack = attr[NFQA_CT] != nullptr && ParseConntrackTuples(attr[NFQA_CT], &packet->conntrack);
+  packet->has_conntrack = attr[NFQA_CT] != nullptr && attr[NFQA_CT_INFO] != nullptr &&
+                          ParseConntrackTuples(attr[NFQA_CT], &packet->conntrack);
+  // enum ip_conntrack_info: IP_CT_IS_REPLY (3) and above are the reply direction.
+  if (packet->has_conntrack) packet->conntrack_reply_direction = ntohl(mnl_attr_get_u32(attr[NFQA_CT_INFO])) >= 3;
   return true;
 }
 

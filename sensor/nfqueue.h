@@ -56,6 +56,7 @@ struct QueuedPacket {
   // Connection tracking's view of the packet's connection (only when conntrack is active in
   // the namespace and the queue could ask for it: NfQueue::conntrack_info()).
   bool has_conntrack = false;
+  bool conntrack_reply_direction = false;  // the packet matched its entry's reply tuple
   ConntrackTuples conntrack;
 };
 

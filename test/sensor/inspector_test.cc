@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "rules/path_filter.h"
-#include "sensor/metadata_route.h"
 #include "sensor/nfqueue.h"
 #include "test/sensor/test_packets.h"
 
@@ -689,92 +688,79 @@ TEST_F(EvasionTest, WithoutTheHandshakeCheckASynIsTrusted) {
   EXPECT_EQ(lenient.counters().flows_unconfirmed, 0u);
 }
 
-// Behind NAT the SYN-ACK is addressed to the NAT's address and port: conntrack's original
-// tuple ties it to the flow. A connection DNATed to a local agent gets its SYN-ACK from the
-// agent, which the rules do not queue: nothing to wait for, nothing flagged.
-TEST_F(EvasionTest, NatRepliesAreTiedToTheirFlowByConntrack) {
-  TcpSpec syn = Syn(MetadataV4(7040), 999);
-  SendRaw(syn, "");
-  TcpSpec natted = testing::SynAckFor(syn, 1000);
-  natted.dst = {192, 0, 2, 1};  // the host's address, port 61000: masqueraded
-  natted.dst_port = 61000;
-  QueuedPacket reply;
-  reply.hook = NF_INET_PRE_ROUTING;
-  const std::vector<uint8_t> bytes = BuildTcp(natted, "");
-  reply.payload = bytes;
-  reply.original_length = static_cast<uint32_t>(bytes.size());
-  reply.has_conntrack = true;
-  reply.conntrack.original = ParsePacket(BuildTcp(syn, "")).segment.key;
-  reply.conntrack.reply = ParsePacket(bytes).segment.key;
-  inspector_.OnPacket(reply);
-  EXPECT_EQ(inspector_.counters().handshake_replies, 1u);
-  TcpSpec data = MetadataV4(7040);
-  SendRaw(data, evil_);
-  auto hits = Drain();
-  ASSERT_EQ(hits.size(), 1u);
-  EXPECT_FALSE(Has(hits[0], "midstream")) << hits[0].flags;
-
-  // DNATed: conntrack's reply tuple comes from the agent, not 169.254.169.254:80.
-  TcpSpec redirected_syn = Syn(MetadataV4(7041), 999);
-  SendRaw(redirected_syn, "");
-  TcpSpec request = MetadataV4(7041);
-  const std::vector<uint8_t> request_bytes = BuildTcp(request, evil_);
-  QueuedPacket packet;
-  packet.hook = NF_INET_LOCAL_OUT;
-  packet.payload = request_bytes;
-  packet.original_length = static_cast<uint32_t>(request_bytes.size());
-  packet.has_conntrack = true;
-  packet.conntrack.original = ParsePacket(request_bytes).segment.key;
-  packet.conntrack.reply = ReverseKey(packet.conntrack.original);
-  packet.conntrack.reply.src = {127, 0, 0, 1};
-  packet.conntrack.reply.src_port = 8181;
-  inspector_.OnPacket(packet);
-  hits = Drain();
-  ASSERT_EQ(hits.size(), 1u);
-  EXPECT_FALSE(Has(hits[0], "midstream")) << hits[0].flags;
+// With conntrack's tuples (kernels with CONFIG_NETFILTER_NETLINK_GLUE_CT), a connection
+// DNATed to a local agent shows: its SYN-ACK comes from the agent, which the rules do not
+// queue, so nothing is waited for. Only the flow's own entry in its own direction counts: a
+// packet that matched some entry as a reply proves nothing.
+TEST_F(EvasionTest, ADnatedFlowIsNotWaitedForByItsOwnConntrackEntryOnly) {
+  auto request = [&](uint16_t port, bool reply_direction) {
+    const TcpSpec syn = Syn(MetadataV4(port), 999);
+    SendRaw(syn, "");
+    const std::vector<uint8_t> bytes = BuildTcp(MetadataV4(port), evil_);
+    QueuedPacket packet;
+    packet.hook = NF_INET_LOCAL_OUT;
+    packet.payload = bytes;
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    packet.has_conntrack = true;
+    packet.conntrack_reply_direction = reply_direction;
+    packet.conntrack.original = ParsePacket(bytes).segment.key;
+    packet.conntrack.reply = ReverseKey(packet.conntrack.original);
+    packet.conntrack.reply.src = {127, 0, 0, 1};  // the agent
+    packet.conntrack.reply.src_port = 8181;
+    inspector_.OnPacket(packet);
+    const auto hits = Drain();
+    EXPECT_EQ(hits.size(), 1u);
+    return hits.empty() ? std::string("none") : hits[0].flags;
+  };
+  EXPECT_EQ(request(7041, false).find("midstream"), std::string::npos);
   EXPECT_EQ(inspector_.counters().flows_redirected, 1u);
-  EXPECT_EQ(inspector_.counters().flows_unconfirmed, 0u);
+  EXPECT_NE(request(7042, true).find("midstream"), std::string::npos);
+  EXPECT_EQ(inspector_.counters().flows_redirected, 1u);
+  EXPECT_EQ(inspector_.counters().flows_unconfirmed, 1u);
 }
 
-// With the route known, a SYN-ACK counts only when it came in where the route to the
-// service leads: one a container forges from 169.254.169.254 comes in on its own link.
-TEST_F(EvasionTest, ASynAckFromAnotherInterfaceConfirmsNothing) {
-  MetadataRoute route;
-  route.Set(7, 8);
-  Inspector routed(Config(2), Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"), &events_,
-                   nullptr, &route);
-  auto send = [&](const TcpSpec& spec, std::string_view payload, uint8_t hook, uint32_t indev) {
+
+// A SYN-ACK counts only when it came in where the flow's own reply comes in: for the
+// instance's own connection the interface its SYN left on (the kernel's routing choice,
+// policy routing included), for a container's anything but the container's own link, where
+// a SYN-ACK the container forges "from" 169.254.169.254 comes in.
+TEST_F(EvasionTest, ASynAckFromTheWrongInterfaceConfirmsNothing) {
+  auto send = [&](const TcpSpec& spec, std::string_view payload, uint8_t hook, uint32_t indev,
+                  uint32_t outdev) {
     const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
     QueuedPacket packet;
     packet.hook = hook;
     packet.indev = indev;
+    packet.outdev = outdev;
     packet.payload = bytes;
     packet.original_length = static_cast<uint32_t>(bytes.size());
-    routed.OnPacket(packet);
+    inspector_.OnPacket(packet);
   };
-  const TcpSpec forged_syn = Syn(MetadataV4(7050), 999);
-  send(forged_syn, "", NF_INET_PRE_ROUTING, 3);
-  send(testing::SynAckFor(forged_syn, 1000), "", NF_INET_FORWARD, 3);  // forged, on the container's link
-  send(MetadataV4(7050), evil_, NF_INET_PRE_ROUTING, 3);
+  const TcpSpec container_syn = Syn(MetadataV4(7050), 999);
+  send(container_syn, "", NF_INET_PRE_ROUTING, 3, 0);
+  send(testing::SynAckFor(container_syn, 1000), "", NF_INET_FORWARD, 3, 3);  // forged, own link
+  send(MetadataV4(7050), evil_, NF_INET_PRE_ROUTING, 3, 0);
   ExpectOneHitFlagged("midstream");
-  EXPECT_EQ(routed.counters().handshake_foreign, 1u);
+  EXPECT_EQ(inspector_.counters().handshake_foreign, 1u);
 
-  const TcpSpec real_syn = Syn(MetadataV6(7051), 999);
-  send(real_syn, "", NF_INET_LOCAL_OUT, 0);
-  send(testing::SynAckFor(real_syn, 1000), "", NF_INET_LOCAL_IN, 8);  // the IPv6 route's interface
-  send(MetadataV6(7051), evil_, NF_INET_LOCAL_OUT, 0);
-  const auto hits = Drain();
+  const TcpSpec other = Syn(MetadataV4(7052), 999);
+  send(other, "", NF_INET_PRE_ROUTING, 3, 0);
+  send(testing::SynAckFor(other, 1000), "", NF_INET_FORWARD, 5, 3);  // from the uplink
+  send(MetadataV4(7052), evil_, NF_INET_PRE_ROUTING, 3, 0);
+  auto hits = Drain();
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_FALSE(Has(hits[0], "midstream")) << hits[0].flags;
-  EXPECT_EQ(routed.counters().handshake_replies, 1u);
-}
 
-// The kernel's route lookup: loopback is always there.
-TEST(MetadataRouteTest, LooksUpTheOutputInterface) {
-  std::array<uint8_t, 16> loopback{127, 0, 0, 1};
-  EXPECT_EQ(LookupRouteInterface(IpFamily::kV4, loopback), 1u);
-  std::array<uint8_t, 16> nowhere{};  // 0.0.0.0/32 has no route to anywhere useful
-  (void)LookupRouteInterface(IpFamily::kV4, nowhere);  // must not crash or hang
+  const TcpSpec own_syn = Syn(MetadataV6(7051), 999);
+  send(own_syn, "", NF_INET_LOCAL_OUT, 0, 8);
+  send(testing::SynAckFor(own_syn, 1000), "", NF_INET_LOCAL_IN, 9, 0);  // not where it left
+  EXPECT_EQ(inspector_.counters().handshake_foreign, 2u);
+  send(testing::SynAckFor(own_syn, 1000), "", NF_INET_LOCAL_IN, 8, 0);  // where it left
+  send(MetadataV6(7051), evil_, NF_INET_LOCAL_OUT, 0, 8);
+  hits = Drain();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_FALSE(Has(hits[0], "midstream")) << hits[0].flags;
+  EXPECT_EQ(inspector_.counters().handshake_replies, 2u);
 }
 
 // TCP retransmits an unacknowledged segment even after its FIN: after the close, bytes that
