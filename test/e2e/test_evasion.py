@@ -164,6 +164,32 @@ class EvasionTest(unittest.TestCase):
         self.assertGreaterEqual(c["handshake_replies"], 3, c)
         self.assertEqual(c["flows_unconfirmed"], 0, c)
 
+    # A second ENI with source-based policy routing (how Amazon Linux sets up secondary ENIs):
+    # the instance's connection from the second address leaves, and its SYN-ACK comes back,
+    # on the second link; the handshake check follows the connection's own interface.
+    def test_policy_routed_second_interface_is_not_flagged(self):
+        run = LAB.run
+        run(LAB.inst, ["ip", "link", "add", "to-imds2", "type", "veth", "peer", "name", "eni2", "netns", LAB.imds])
+        self.addCleanup(lambda: run(LAB.inst, ["ip", "link", "del", "to-imds2"], check=False))
+        run(LAB.inst, ["ip", "addr", "add", "10.200.5.1/24", "dev", "to-imds2"])
+        run(LAB.inst, ["ip", "link", "set", "to-imds2", "up"])
+        run(LAB.imds, ["ip", "addr", "add", "10.200.5.2/24", "dev", "eni2"])
+        run(LAB.imds, ["ip", "link", "set", "eni2", "up"])
+        run(LAB.inst, ["ip", "route", "add", lablib.IMDS4, "via", "10.200.5.2", "dev", "to-imds2", "table", "100"])
+        run(LAB.inst, ["ip", "rule", "add", "from", "10.200.5.1", "lookup", "100"])
+        self.addCleanup(lambda: run(LAB.inst, ["ip", "rule", "del", "from", "10.200.5.1", "lookup", "100"], check=False))
+        d = Daemon(LAB, "--factory", DEAD_FACTORY, "--fold-window", "0", "-b", "/latest/meta-data/iam")
+        try:
+            LAB.curl(LAB.inst, lablib.URL4 + CREDS, "--interface", "10.200.5.1")
+            LAB.curl(LAB.inst, lablib.URL4 + CREDS)  # and the main interface
+            hits = d.take_hits(2, timeout=5, settle=0.5)
+        finally:
+            self.assertEqual(d.stop(), 0, d.all_output())
+        c = self.counters_at_stop(d)
+        self.assertEqual([h.get("flags", "") for h in hits], ["", ""], f"{hits} {c}")
+        self.assertTrue(hits[0]["src"].startswith("10.200.5.1:"), hits[0])
+        self.assertEqual((c["handshake_foreign"], c["flows_unconfirmed"]), (0, 0), c)
+
     # kube2iam/kiam style: the container's metadata requests are DNATed to a local agent,
     # whose SYN-ACK never passes input or forward. With conntrack's tuples (kernels with
     # CONFIG_NETFILTER_NETLINK_GLUE_CT) the daemon sees the redirection; without them (this
