@@ -98,15 +98,17 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
     return;
   }
   const TcpSegment& segment = parsed.segment;
-  constexpr uint8_t kHandshakeMask = tcp_flag::kSyn | tcp_flag::kAck | tcp_flag::kRst | tcp_flag::kFin;
-  if ((segment.flags & kHandshakeMask) == (tcp_flag::kSyn | tcp_flag::kAck) &&
-      IsFromMetadataService(segment.key)) {
-    OnHandshakeReply(segment, packet);
-    return;
-  }
-  if (config_.check_destination && !IsMetadataService(segment.key)) {
-    ++counters_.not_metadata;
-    return;
+  if (!IsMetadataService(segment.key)) {
+    constexpr uint8_t kHandshakeMask = tcp_flag::kSyn | tcp_flag::kAck | tcp_flag::kRst | tcp_flag::kFin;
+    if ((segment.flags & kHandshakeMask) == (tcp_flag::kSyn | tcp_flag::kAck) &&
+        IsFromMetadataService(segment.key)) {
+      OnHandshakeReply(segment, packet);
+      return;
+    }
+    if (config_.check_destination) {
+      ++counters_.not_metadata;
+      return;
+    }
   }
   const bool truncated = segment.truncated || packet.original_length > packet.payload.size();
   if (truncated) ++counters_.truncated_packets;

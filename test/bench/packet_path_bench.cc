@@ -62,6 +62,13 @@ struct Fixture {
     packet.uid = 1000;
     inspector.OnPacket(packet);
   }
+  void SendFromServer(const std::vector<uint8_t>& bytes) {
+    QueuedPacket packet;
+    packet.hook = NF_INET_LOCAL_IN;
+    packet.payload = bytes;
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    inspector.OnPacket(packet);
+  }
   void Drain() {
     while (auto hit = events.TryPop()) {
       benchmark::DoNotOptimize(hit->hit.url.data());
@@ -162,29 +169,48 @@ void BM_NonMetadataDestination(benchmark::State& state) {
 }
 BENCHMARK(BM_NonMetadataDestination);
 
-// A new connection per request as the daemon sees it with --payload-only rules: the request
-// segment opens the flow (joined mid-stream, no SYN), the FIN closes it; 16 client ports.
+// A new connection per request as the daemon sees it with --payload-only rules: SYN, the
+// server's SYN-ACK, the request, the FIN; 16 client ports, a fresh initial sequence number
+// for each connection (a repeated one would be a retransmission of a closed flow).
 void RunConnectionPerRequest(benchmark::State& state, Attributor* attributor) {
   Fixture f(attributor);
-  std::vector<std::vector<uint8_t>> requests, fins;
+  struct Connection {
+    std::vector<uint8_t> syn, syn_ack, request, fin;
+  };
+  std::vector<Connection> connections;
   for (uint16_t port = 40000; port < 40016; ++port) {
     TcpSpec spec = MetadataV4(port);
-    requests.push_back(BuildTcp(spec, kRequest));
+    Connection c;
+    spec.flags = 0x02;
+    c.syn = BuildTcp(spec, "");
+    c.syn_ack = BuildTcp(testing::SynAckFor(spec, 0), "");
+    spec.flags = 0x18;
+    c.request = BuildTcp(spec, kRequest);
     spec.flags = 0x11;  // FIN|ACK
-    spec.seq = 1000 + static_cast<uint32_t>(kRequest.size());
-    fins.push_back(BuildTcp(spec, ""));
+    c.fin = BuildTcp(spec, "");
+    connections.push_back(std::move(c));
   }
+  constexpr size_t kAckOffsetV4 = 20 + 8;
   size_t i = 0;
+  uint32_t isn = 1000;
   for (auto _ : state) {
-    f.Send(requests[i]);
-    f.Send(fins[i]);
-    i = (i + 1) % requests.size();
+    Connection& c = connections[i];
+    Put32(c.syn, kSeqOffsetV4, isn);
+    Put32(c.syn_ack, kAckOffsetV4, isn + 1);
+    Put32(c.request, kSeqOffsetV4, isn + 1);
+    Put32(c.fin, kSeqOffsetV4, isn + 1 + static_cast<uint32_t>(kRequest.size()));
+    f.Send(c.syn);
+    f.SendFromServer(c.syn_ack);
+    f.Send(c.request);
+    f.Send(c.fin);
+    i = (i + 1) % connections.size();
+    isn += 100000;
     f.Drain();
   }
-  state.counters["per_packet"] = benchmark::Counter(static_cast<double>(state.iterations() * 2),
+  state.counters["per_packet"] = benchmark::Counter(static_cast<double>(state.iterations() * 4),
                                                     benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.counters["hits"] = static_cast<double>(f.drained);
-  state.SetItemsProcessed(state.iterations() * 2);
+  state.SetItemsProcessed(state.iterations() * 4);
 }
 
 void BM_ConnectionPerRequestPayloadOnly(benchmark::State& state) { RunConnectionPerRequest(state, nullptr); }
