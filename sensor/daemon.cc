@@ -435,15 +435,16 @@ int RunDaemon(int argc, char** argv) {
                            &container_addresses);
 
   Log(fmt::format("started {}: queue {} (maxlen {}, --rcvbuf {} bytes, kernel reports {}), "
-                  "handshake check {}, paths: {}",
+                  "handshake check {} (conntrack tuples: {}), paths: {}",
                   NFQ_APEEPER_VERSION, opts.queue_num, opts.queue_maxlen, opts.rcvbuf_bytes,
-                  queue.rcvbuf_bytes(), opts.handshake_check ? "on" : "off", filter->Describe()));
+                  queue.rcvbuf_bytes(), opts.handshake_check ? "on" : "off",
+                  queue.conntrack_info() ? "yes" : "no", filter->Describe()));
 
   Notify("READY=1");
 
   uint64_t reported_enobufs = 0;
   uint64_t reported_dropped = 0;
-  bool warned_no_handshakes = false;
+  bool warned_unconfirmed = false;
   // The loop waits in the queue read itself (one system call per datagram under load) and
   // looks at the signals and the timer at least every kHousekeeping.
   if (!queue.EnableWaitingReceive(kHousekeeping)) {
@@ -481,14 +482,23 @@ int RunDaemon(int argc, char** argv) {
                         queue.counters().enobufs - reported_enobufs));
         reported_enobufs = queue.counters().enobufs;
       }
-      if (opts.handshake_check && !warned_no_handshakes && inspector.counters().handshake_replies == 0 &&
-          inspector.counters().flows_unconfirmed >= 20) {
-        warned_no_handshakes = true;
-        Log(fmt::format("no SYN-ACK has come back for {} connections: every request is flagged "
-                        "midstream. The firewall rules do not queue the server's SYN-ACKs (rules "
-                        "of an older version: rerun nfq-apeeper-rules install), or a DNAT proxy "
-                        "answers (run with --no-handshake-check); docs/rules.md",
-                        inspector.counters().flows_unconfirmed));
+      if (opts.handshake_check && !warned_unconfirmed && inspector.counters().flows_unconfirmed >= 20) {
+        // Once: a raw-socket attack is one or two connections, twenty are a setup the
+        // check does not fit, and every one of them is a midstream hit.
+        warned_unconfirmed = true;
+        const bool none = inspector.counters().handshake_replies == 0;
+        Log(fmt::format("{} connections went unconfirmed (no SYN-ACK from the metadata service "
+                        "before their data; their requests are flagged midstream){}. {}; "
+                        "docs/rules.md",
+                        inspector.counters().flows_unconfirmed,
+                        none ? " and no SYN-ACK has come back at all" : "",
+                        none ? "Either the firewall rules do not queue the server's SYN-ACKs "
+                               "(rerun nfq-apeeper-rules install), or the connections are "
+                               "DNATed to a metadata proxy on a kernel without conntrack tuples "
+                               "(run with --no-handshake-check)"
+                             : "Containers behind a DNAT metadata proxy on a kernel without "
+                               "conntrack tuples: run with --no-handshake-check; or asymmetric "
+                               "routing"));
       }
       if (inspector.counters().events_dropped != reported_dropped) {
         Log(fmt::format("the alert queue was full: {} hits are reported as counts in summary hits "
