@@ -69,19 +69,21 @@ class InspectorTest : public ::testing::Test {
   // A packet arriving from the server's side (hook prerouting, no socket owner).
   void SendFromServer(const TcpSpec& reply) {
     const std::vector<uint8_t> bytes = BuildTcp(reply, "");
+    inspector_.OnPacket(PacketOf(bytes, NF_INET_PRE_ROUTING));
+  }
+
+  // A queued packet over bytes (which must outlive it), as the kernel hands it at hook.
+  static QueuedPacket PacketOf(const std::vector<uint8_t>& bytes, uint8_t hook) {
     QueuedPacket packet;
-    packet.hook = NF_INET_PRE_ROUTING;
+    packet.hook = hook;
     packet.payload = bytes;
     packet.original_length = static_cast<uint32_t>(bytes.size());
-    inspector_.OnPacket(packet);
+    return packet;
   }
 
   void SendRaw(const TcpSpec& spec, std::string_view payload, uint32_t uid = 1000) {
     const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
-    QueuedPacket packet;
-    packet.hook = NF_INET_LOCAL_OUT;
-    packet.payload = bytes;
-    packet.original_length = static_cast<uint32_t>(bytes.size());
+    QueuedPacket packet = PacketOf(bytes, NF_INET_LOCAL_OUT);
     packet.has_uid = true;
     packet.uid = uid;
     inspector_.OnPacket(packet);
@@ -673,11 +675,7 @@ TEST_F(EvasionTest, WithoutTheHandshakeCheckASynIsTrusted) {
   Inspector lenient(config, Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"), &events_);
   auto send = [&](const TcpSpec& spec, std::string_view payload) {
     const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
-    QueuedPacket packet;
-    packet.hook = NF_INET_LOCAL_OUT;
-    packet.payload = bytes;
-    packet.original_length = static_cast<uint32_t>(bytes.size());
-    lenient.OnPacket(packet);
+    lenient.OnPacket(PacketOf(bytes, NF_INET_LOCAL_OUT));
   };
   send(Syn(MetadataV4(7036), 999), "");
   TcpSpec data = MetadataV4(7036);
@@ -697,10 +695,7 @@ TEST_F(EvasionTest, ADnatedFlowIsNotWaitedForByItsOwnConntrackEntryOnly) {
     const TcpSpec syn = Syn(MetadataV4(port), 999);
     SendRaw(syn, "");
     const std::vector<uint8_t> bytes = BuildTcp(MetadataV4(port), evil_);
-    QueuedPacket packet;
-    packet.hook = NF_INET_LOCAL_OUT;
-    packet.payload = bytes;
-    packet.original_length = static_cast<uint32_t>(bytes.size());
+    QueuedPacket packet = PacketOf(bytes, NF_INET_LOCAL_OUT);
     packet.has_conntrack = true;
     packet.conntrack_reply_direction = reply_direction;
     packet.conntrack.original = ParsePacket(bytes).segment.key;
@@ -728,12 +723,9 @@ TEST_F(EvasionTest, ASynAckFromTheWrongInterfaceConfirmsNothing) {
   auto send = [&](const TcpSpec& spec, std::string_view payload, uint8_t hook, uint32_t indev,
                   uint32_t outdev) {
     const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
-    QueuedPacket packet;
-    packet.hook = hook;
+    QueuedPacket packet = PacketOf(bytes, hook);
     packet.indev = indev;
     packet.outdev = outdev;
-    packet.payload = bytes;
-    packet.original_length = static_cast<uint32_t>(bytes.size());
     inspector_.OnPacket(packet);
   };
   const TcpSpec container_syn = Syn(MetadataV4(7050), 999);
