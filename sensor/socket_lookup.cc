@@ -64,7 +64,12 @@ SocketLookup::SocketLookup(std::chrono::milliseconds timeout)
 SocketLookupStatus SocketLookup::Find(const SocketQuery& query, SocketInfo* out) {
   if (!socket_) return ProcNet(query, out);
   SocketLookupStatus status = Diag(query, Mode::kExact, out);
-  if (status == SocketLookupStatus::kNotFound) status = Diag(query, Mode::kDump, out);
+  if (status == SocketLookupStatus::kNotFound) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_dump_) return status;
+    next_dump_ = now + kDumpInterval;
+    status = Diag(query, Mode::kDump, out);
+  }
   return status;
 }
 

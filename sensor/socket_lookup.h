@@ -1,8 +1,10 @@
 // Finds the local TCP socket of a flow (inode and owner uid) in the kernel's socket tables,
 // via netlink sock_diag: an exact lookup of the 4-tuple (INET_DIAG_NOCOOKIE); when that
 // misses (e.g. a NAT rule changed the remote address before our hook) a dump of the family
-// filtered here by the local address and port. /proc/net/tcp{,6} is read only when the
-// kernel has no sock_diag.
+// filtered here by the local address and port, at most one every kDumpInterval: a dump walks
+// every TCP socket of the namespace (thousands in TIME_WAIT under a new connection per
+// request), and nearly every miss is a socket already closed, which no dump finds.
+// /proc/net/tcp{,6} is read only when the kernel has no sock_diag.
 //
 // Sockets are looked up in the network namespace of the calling thread.
 // Thread-safety: one thread at a time (owns one netlink socket). Blocks at most `timeout`
@@ -63,7 +65,9 @@ class SocketLookup {
   SocketLookupStatus Diag(const SocketQuery& query, Mode mode, SocketInfo* out);
   SocketLookupStatus ProcNet(const SocketQuery& query, SocketInfo* out) const;
 
+  static constexpr std::chrono::milliseconds kDumpInterval{50};
   std::chrono::milliseconds timeout_;
+  std::chrono::steady_clock::time_point next_dump_{};
   alerting::UniqueFd socket_;
   uint32_t sequence_ = 0;
   std::vector<char> buffer_;
