@@ -291,10 +291,9 @@ class AlertThread {
         queue_watch_->Sample();
         next_sample_ = now + std::chrono::seconds(1);
       }
-      // Busy: let the next hits gather (the eventfd is non-blocking; its count is cleared
-      // below). Idle: sleep until the packet thread writes it, or 100 ms.
-      // Idle, the doorbell is armed and the packet thread writes the eventfd at its next hit.
-      bool sleep = drained == 0;
+      // Busy: let the next hits gather, then only clear the eventfd. Idle: arm the doorbell,
+      // look once more, and sleep until the packet thread rings it, or 100 ms.
+      bool sleep = false;
       if (drained > 0) {
         std::this_thread::sleep_for(kCoalesce);
       } else {
@@ -461,9 +460,9 @@ int RunDaemon(int argc, char** argv) {
     const auto now = std::chrono::steady_clock::now();
     if (now < next_housekeeping) continue;
     next_housekeeping = now + kHousekeeping;
-    pollfd fds[3] = {{-1, 0, 0}, {signal_fd.get(), POLLIN, 0}, {timer_fd.get(), POLLIN, 0}};
-    if (poll(fds, 3, 0) <= 0) continue;
-    if (fds[2].revents) {
+    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {timer_fd.get(), POLLIN, 0}};
+    if (poll(fds, 2, 0) <= 0) continue;
+    if (fds[1].revents) {
       uint64_t expirations = 0;
       if (::read(timer_fd.get(), &expirations, sizeof expirations) == sizeof expirations &&
           expirations > 2) {
@@ -507,7 +506,7 @@ int RunDaemon(int argc, char** argv) {
         reported_dropped = inspector.counters().events_dropped;
       }
     }
-    if (fds[1].revents) {
+    if (fds[0].revents) {
       signalfd_siginfo info;
       while (::read(signal_fd.get(), &info, sizeof info) == sizeof info) {
         switch (info.ssi_signo) {

@@ -61,62 +61,18 @@ bool FlowTable::PopOldest(Flow* out) {
   return true;
 }
 
-ForgottenFlows::ForgottenFlows(size_t capacity) : ring_(capacity == 0 ? 1 : capacity) {
-  index_.reserve(ring_.size());
-}
-
-void ForgottenFlows::Add(const FlowKey& key, Clock::time_point now) {
-  if (auto it = index_.find(key); it != index_.end()) {
-    ring_[it->second].used = false;
-    index_.erase(it);
-  }
-  Slot& slot = ring_[next_];
-  if (slot.used) {
-    index_.erase(slot.key);
-    ++pushed_out_;
-  }
-  slot.key = key;
-  slot.added = now;
-  slot.used = true;
-  index_.emplace(key, next_);
-  next_ = (next_ + 1) % ring_.size();
-}
-
 bool ForgottenFlows::Take(const FlowKey& key, Clock::time_point now, Clock::duration within) {
-  auto it = index_.find(key);
-  if (it == index_.end()) return false;
-  Slot& slot = ring_[it->second];
-  slot.used = false;
-  index_.erase(it);
-  return now - slot.added < within;
-}
-
-
-RecentCloses::RecentCloses(size_t capacity) : ring_(capacity == 0 ? 1 : capacity) {
-  index_.reserve(ring_.size());
-}
-
-void RecentCloses::Add(const FlowKey& key, StreamReassembler&& stream, Clock::time_point now) {
-  if (auto it = index_.find(key); it != index_.end()) {
-    ring_[it->second].used = false;  // the older close of this tuple is superseded
-    index_.erase(it);
-  }
-  Slot& slot = ring_[next_];
-  if (slot.used) index_.erase(slot.key);
-  slot.key = key;
-  slot.stream = std::move(stream);
-  slot.closed = now;
-  slot.used = true;
-  index_[key] = next_;
-  next_ = (next_ + 1) % ring_.size();
+  const auto* entry = keys_.Find(key);
+  if (entry == nullptr) return false;
+  const bool recent = now - entry->added < within;
+  keys_.Remove(key);
+  return recent;
 }
 
 bool RecentCloses::IsRetransmission(const FlowKey& key, uint32_t seq, std::string_view bytes,
                                     Clock::time_point now, Clock::duration within) const {
-  const auto it = index_.find(key);
-  if (it == index_.end()) return false;
-  const Slot& slot = ring_[it->second];
-  return slot.used && now - slot.closed < within && slot.stream.IsRetransmission(seq, bytes);
+  const auto* entry = closes_.Find(key);
+  return entry != nullptr && now - entry->added < within && entry->value.IsRetransmission(seq, bytes);
 }
 
 }  // namespace nfq::sensor

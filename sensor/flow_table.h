@@ -72,6 +72,53 @@ class FlowTable {
   std::unordered_map<FlowKey, Lru::iterator, FlowKeyHash> index_;
 };
 
+// The `capacity` flow keys added last, each with a value and the time it was added; adding
+// a key again moves it to the newest slot, and the oldest is pushed out. Fixed memory: the
+// slots are allocated once.
+//
+// Thread-safety: one thread.
+template <class Value>
+class KeyRing {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Entry {
+    FlowKey key;
+    Value value{};
+    Clock::time_point added{};
+    bool used = false;
+  };
+
+  explicit KeyRing(size_t capacity) : ring_(capacity == 0 ? 1 : capacity) { index_.reserve(ring_.size()); }
+
+  // True when an older key was pushed out to make room.
+  bool Add(const FlowKey& key, Value&& value, Clock::time_point now) {
+    Remove(key);
+    Entry& slot = ring_[next_];
+    const bool pushed_out = slot.used;
+    if (pushed_out) index_.erase(slot.key);
+    slot = Entry{key, std::move(value), now, true};
+    index_.emplace(key, next_);
+    next_ = (next_ + 1) % ring_.size();
+    return pushed_out;
+  }
+  const Entry* Find(const FlowKey& key) const {
+    const auto it = index_.find(key);
+    return it == index_.end() ? nullptr : &ring_[it->second];
+  }
+  void Remove(const FlowKey& key) {
+    if (auto it = index_.find(key); it != index_.end()) {
+      ring_[it->second].used = false;
+      index_.erase(it);
+    }
+  }
+  size_t size() const { return index_.size(); }
+
+ private:
+  std::vector<Entry> ring_;
+  size_t next_ = 0;  // the slot Add writes: the oldest
+  std::unordered_map<FlowKey, size_t, FlowKeyHash> index_;  // key -> slot
+};
+
 // Keys of flows the sensor stopped following (closed, idle, evicted). A SYN for one of them
 // may be a new connection on a reused tuple, or a forged one the server drops while the real
 // connection goes on (after a forged close the server ignored, or an eviction): the sensor
@@ -83,27 +130,23 @@ class ForgottenFlows {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit ForgottenFlows(size_t capacity);
+  explicit ForgottenFlows(size_t capacity) : keys_(capacity) {}
 
-  void Add(const FlowKey& key, Clock::time_point now);
+  void Add(const FlowKey& key, Clock::time_point now) {
+    if (keys_.Add(key, Nothing{}, now)) ++pushed_out_;
+  }
   // True, and forgets the key, when it was added less than `within` before now and not
   // pushed out since. A client cannot reuse a tuple it closed for TIME_WAIT (60 s on Linux),
   // so a SYN on it sooner is suspect, and later ones are ordinary port reuse.
   bool Take(const FlowKey& key, Clock::time_point now,
             Clock::duration within = std::chrono::seconds(60));
 
-  size_t size() const { return index_.size(); }
+  size_t size() const { return keys_.size(); }
   uint64_t pushed_out() const { return pushed_out_; }
 
  private:
-  struct Slot {
-    FlowKey key;
-    Clock::time_point added{};
-    bool used = false;
-  };
-  std::vector<Slot> ring_;
-  size_t next_ = 0;  // the slot Add writes: the oldest
-  std::unordered_map<FlowKey, size_t, FlowKeyHash> index_;  // key -> slot
+  struct Nothing {};
+  KeyRing<Nothing> keys_;
   uint64_t pushed_out_ = 0;
 };
 
@@ -117,24 +160,18 @@ class RecentCloses {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit RecentCloses(size_t capacity);
+  explicit RecentCloses(size_t capacity) : closes_(capacity) {}
 
-  void Add(const FlowKey& key, StreamReassembler&& stream, Clock::time_point now);
+  void Add(const FlowKey& key, StreamReassembler&& stream, Clock::time_point now) {
+    closes_.Add(key, std::move(stream), now);
+  }
   // True when key was closed less than `within` before now and bytes at seq repeat what its
   // stream delivered (StreamReassembler::IsRetransmission).
   bool IsRetransmission(const FlowKey& key, uint32_t seq, std::string_view bytes, Clock::time_point now,
                         Clock::duration within = std::chrono::seconds(10)) const;
 
  private:
-  struct Slot {
-    FlowKey key;
-    StreamReassembler stream;
-    Clock::time_point closed{};
-    bool used = false;
-  };
-  std::vector<Slot> ring_;
-  size_t next_ = 0;
-  std::unordered_map<FlowKey, size_t, FlowKeyHash> index_;
+  KeyRing<StreamReassembler> closes_;
 };
 
 template <class OnExpired>

@@ -183,11 +183,8 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
   }
 
   if (syn) {
-    if (created) {
-      flow->syn_seq = segment.seq;
-      flow->syn_dev = packet.hook == NF_INET_LOCAL_OUT ? packet.outdev : packet.indev;
-      flow->stream.Start(segment.seq + 1);
-    } else if (!flow->has_syn || segment.seq != flow->syn_seq) {
+    const bool restart = !created && (!flow->has_syn || segment.seq != flow->syn_seq);
+    if (restart) {
       // A SYN for a connection being followed: a new connection on a reused tuple, or one
       // the server drops (an established connection answers it with a challenge ACK). The
       // sensor cannot tell which, so it starts over and reports what follows.
@@ -196,12 +193,15 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
       flow->parser.Reset();
       flow->sticky_flags |= request_flag::kMidstream;
       ++counters_.syn_restarts;
+    }
+    if (created || restart) {  // else a retransmitted SYN: nothing changes
+      flow->has_syn = true;
       flow->syn_seq = segment.seq;
+      // Where the SYN left (own connections) or came in (forwarded): see OnHandshakeReply.
       flow->syn_dev = packet.hook == NF_INET_LOCAL_OUT ? packet.outdev : packet.indev;
       flow->handshake_confirmed = false;
       flow->stream.Start(segment.seq + 1);
-    }  // else a retransmitted SYN: nothing changes
-    flow->has_syn = true;
+    }
   }
   if (segment.ip_fragment) flow->sticky_flags |= request_flag::kIpFragment;
   if ((segment.flags & tcp_flag::kUrg) && !payload.empty()) {

@@ -83,16 +83,11 @@ class NfQueue {
 
   int fd() const;
 
-  // Receives what is waiting without blocking (the socket is non-blocking; poll fd() first).
-  // For each packet: sends its ACCEPT, then calls on_packet(const QueuedPacket&). Returns the
-  // number of packets handled; 0 when nothing was waiting. ENOBUFS is counted and survived;
-  // EINTR retried.
-  template <class OnPacket>
-  size_t ReceiveBatch(OnPacket&& on_packet, size_t max_datagrams = 64);
-
-  // Reads one datagram, waiting for it up to the receive timeout (see
-  // EnableWaitingReceive): one system call per datagram under load, where poll + read +
-  // the read that finds nothing cost three. Same handling as ReceiveBatch.
+  // Reads one datagram, waiting for it up to the receive timeout (see EnableWaitingReceive):
+  // one system call per datagram under load, where poll + read + the read that finds nothing
+  // cost three. For each packet in it: sends its ACCEPT, then calls
+  // on_packet(const QueuedPacket&). Returns the number of packets handled; 0 when nothing
+  // came. ENOBUFS is counted and survived; EINTR retried.
   template <class OnPacket>
   size_t ReceiveWaiting(OnPacket&& on_packet);
   // Makes reads wait (the socket leaves non-blocking mode) for at most `timeout`, so the
@@ -147,20 +142,6 @@ size_t NfQueue::ReceiveWaiting(OnPacket&& on_packet) {
   };
   bool would_block = false;
   return ReceiveDatagram(trampoline, &on_packet, &would_block, /*wait=*/true);
-}
-
-template <class OnPacket>
-size_t NfQueue::ReceiveBatch(OnPacket&& on_packet, size_t max_datagrams) {
-  auto trampoline = [](void* context, const QueuedPacket& packet) {
-    (*static_cast<std::remove_reference_t<OnPacket>*>(context))(packet);
-  };
-  size_t handled = 0;
-  for (size_t i = 0; i < max_datagrams; ++i) {
-    bool would_block = false;
-    handled += ReceiveDatagram(trampoline, &on_packet, &would_block);
-    if (would_block) break;
-  }
-  return handled;
 }
 
 }  // namespace nfq::sensor
