@@ -1,6 +1,7 @@
 #include "alerting/console_sink.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -239,6 +240,7 @@ void ConsoleSink::ScheduleRetryLocked(SteadyClock::time_point now) {
 }
 
 void ConsoleSink::Run() {
+  pthread_setname_np(pthread_self(), "nfq-console");
   std::unique_lock lk(mu_);
   const std::string factory_host = RedactUrl(cfg_.factory_url);
   while (!stopping_) {

@@ -1,6 +1,7 @@
 #include "sensor/attributor.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -132,6 +133,7 @@ AttributorCounters Attributor::counters() const {
 }
 
 void Attributor::Run() {
+  pthread_setname_np(pthread_self(), "nfq-attribute");  // for top -H, perf and thread_cpu.py
   std::vector<Request_> late;
   while (!stop_.load(std::memory_order_acquire)) {
     while (auto request = requests_.TryPop()) {

@@ -5,6 +5,7 @@
 #include <linux/netfilter.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -155,7 +156,8 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
   for (uint64_t e : c.parse_errors) parse_errors += e;
   const KernelQueueStats k = ReadKernelQueueStats(queue_num);
   std::string line = fmt::format(
-      "counters: packets={} bytes={} verdicts={} verdict_errors={} enobufs={} recv_errors={} "
+      "counters: packets={} bytes={} verdicts={} verdict_messages={} reads={} verdict_errors={} "
+      "enobufs={} recv_errors={} "
       "malformed_messages={} parse_errors={} not_metadata={} truncated_packets={} ip_fragments={} "
       "payload_bytes={} flows={} flow_memory_bytes={} flows_created={} flows_evicted={} flows_expired={} "
       "flows_closed={} closes_ignored={} flows_midstream={} syn_restarts={} handshake_replies={} "
@@ -165,7 +167,7 @@ std::string FormatCounters(const NfQueue& queue, const Inspector& inspector, con
       "requests={} "
       "hits={} filtered={} "
       "events_dropped={} overflow_summaries={}",
-      q.packets, q.bytes, q.verdicts, q.verdict_errors, q.enobufs, q.recv_errors,
+      q.packets, q.bytes, q.verdicts, q.verdict_messages, q.reads, q.verdict_errors, q.enobufs, q.recv_errors,
       q.malformed_messages, parse_errors, c.not_metadata, c.truncated_packets, c.ip_fragments, c.payload_bytes,
       inspector.flow_count(), inspector.flow_memory_bytes(), c.flows_created, c.flows_evicted, c.flows_expired, c.flows_closed,
       c.closes_ignored, c.flows_midstream, c.syn_restarts, c.handshake_replies, c.handshake_unmatched,
@@ -283,6 +285,7 @@ class AlertThread {
   }
 
   void Run() {
+    pthread_setname_np(pthread_self(), "nfq-alerts");
     for (;;) {
       const size_t drained = Drain();
       if (stop_.load(std::memory_order_acquire)) break;
@@ -444,7 +447,7 @@ int RunDaemon(int argc, char** argv) {
   uint64_t reported_enobufs = 0;
   uint64_t reported_dropped = 0;
   bool warned_unconfirmed = false;
-  // The loop waits in the queue read itself (one system call per datagram under load) and
+  // The loop waits in the queue read itself (one system call per read under load) and
   // looks at the signals and the timer at least every kHousekeeping.
   if (!queue.EnableWaitingReceive(kHousekeeping)) {
     Log(fmt::format("cannot set the queue socket's receive timeout: {}", std::strerror(errno)));

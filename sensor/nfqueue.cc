@@ -7,6 +7,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -26,7 +27,8 @@ namespace nfq::sensor {
 namespace {
 
 // One datagram holds one packet of up to the copy range plus netlink and attribute headers.
-constexpr size_t kReceiveBufferSize = 0xffff + 8192;
+// A multiple of the page size, so that every buffer of a read starts aligned.
+constexpr size_t kReceiveBufferSize = 0x10000 + 8192;
 constexpr uint32_t kCopyRange = 0xffff;
 constexpr int kSetupTimeoutMs = 2000;
 // Verdict and config messages are a netlink header plus a few small attributes.
@@ -127,15 +129,17 @@ struct QueueSetup {
           return -err->error;
         }
         QueuedPacket packet;
-        if (IsPacketMessage(nlh_in) && DecodePacket(nlh_in, &packet)) queue.SendAccept(packet.packet_id);
+        if (IsPacketMessage(nlh_in) && DecodePacket(nlh_in, &packet)) queue.SendAccept(packet.packet_id, 1);
       }
     }
   }
 };
 
 NfQueue::NfQueue(mnl_socket* socket, uint16_t queue_num, uint32_t rcvbuf)
-    : socket_(socket), queue_num_(queue_num), rcvbuf_bytes_(rcvbuf), buffer_(kReceiveBufferSize) {
+    : socket_(socket), queue_num_(queue_num), rcvbuf_bytes_(rcvbuf), buffer_(kReceiveBufferSize),
+      read_buffers_(std::make_unique_for_overwrite<char[]>(kMaxDatagramsPerRead * kReceiveBufferSize)) {
   portid_ = mnl_socket_get_portid(socket_);
+  read_packets_.reserve(2 * kMaxDatagramsPerRead);
 }
 
 NfQueue::NfQueue(NfQueue&& other) noexcept { *this = std::move(other); }
@@ -151,6 +155,8 @@ NfQueue& NfQueue::operator=(NfQueue&& other) noexcept {
     last_packet_id_ = other.last_packet_id_;
     seen_packet_ = other.seen_packet_;
     buffer_ = std::move(other.buffer_);
+    read_buffers_ = std::move(other.read_buffers_);
+    read_packets_ = std::move(other.read_packets_);
     counters_ = other.counters_;
   }
   return *this;
@@ -260,24 +266,24 @@ bool NfQueue::EnableWaitingReceive(std::chrono::milliseconds timeout) {
   return flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0;
 }
 
-size_t NfQueue::ReceiveDatagram(PacketCallback callback, void* context, bool* would_block, bool wait) {
-  // mnl_socket_recvfrom's checks, with a choice of waiting: a datagram from the kernel
-  // (port id 0), never truncated.
-  sockaddr_nl sender{};
-  iovec iov{buffer_.data(), buffer_.size()};
-  msghdr msg{};
-  msg.msg_name = &sender;
-  msg.msg_namelen = sizeof sender;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  ssize_t n;
-  do {
-    n = ::recvmsg(mnl_socket_get_fd(socket_), &msg, wait ? 0 : MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
-  if (n >= 0 && ((msg.msg_flags & MSG_TRUNC) != 0 || sender.nl_pid != 0)) {
-    ++counters_.malformed_messages;
-    return 0;
+size_t NfQueue::ReceiveDatagrams(PacketCallback callback, void* context, bool* would_block, bool wait) {
+  // mnl_socket_recvfrom's checks for each datagram, with a choice of waiting for the first:
+  // from the kernel (port id 0), never truncated. MSG_WAITFORONE: the rest only if waiting.
+  std::array<sockaddr_nl, kMaxDatagramsPerRead> senders{};
+  std::array<iovec, kMaxDatagramsPerRead> iovs;
+  std::array<mmsghdr, kMaxDatagramsPerRead> msgs{};
+  for (size_t i = 0; i < kMaxDatagramsPerRead; ++i) {
+    iovs[i] = {read_buffers_.get() + i * kReceiveBufferSize, kReceiveBufferSize};
+    msgs[i].msg_hdr.msg_name = &senders[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof senders[i];
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
   }
+  int n;
+  do {
+    n = ::recvmmsg(mnl_socket_get_fd(socket_), msgs.data(), kMaxDatagramsPerRead,
+                   wait ? MSG_WAITFORONE : MSG_DONTWAIT, nullptr);
+  } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       *would_block = true;
@@ -291,36 +297,51 @@ size_t NfQueue::ReceiveDatagram(PacketCallback callback, void* context, bool* wo
     }
     return 0;
   }
-  ++counters_.messages;
-  size_t handled = 0;
-  int remaining = static_cast<int>(n);
-  for (auto* nlh = reinterpret_cast<nlmsghdr*>(buffer_.data()); mnl_nlmsg_ok(nlh, remaining);
-       nlh = mnl_nlmsg_next(nlh, &remaining)) {
-    if (!IsPacketMessage(nlh)) continue;
-    QueuedPacket packet;
-    if (!DecodePacket(nlh, &packet)) {
+  ++counters_.reads;
+  read_packets_.clear();
+  uint32_t highest_id = 0;
+  for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+    const msghdr& hdr = msgs[i].msg_hdr;
+    if ((hdr.msg_flags & MSG_TRUNC) != 0 || senders[i].nl_pid != 0) {
       ++counters_.malformed_messages;
       continue;
     }
-    SendAccept(packet.packet_id);
+    ++counters_.messages;
+    int remaining = static_cast<int>(msgs[i].msg_len);
+    for (auto* nlh = reinterpret_cast<nlmsghdr*>(iovs[i].iov_base); mnl_nlmsg_ok(nlh, remaining);
+         nlh = mnl_nlmsg_next(nlh, &remaining)) {
+      if (!IsPacketMessage(nlh)) continue;
+      QueuedPacket& packet = read_packets_.emplace_back();
+      if (!DecodePacket(nlh, &packet)) {
+        read_packets_.pop_back();
+        ++counters_.malformed_messages;
+        continue;
+      }
+      // Queue ids only grow (modulo 2^32) in the order the kernel sends the messages.
+      highest_id = packet.packet_id;
+    }
+  }
+  if (read_packets_.empty()) return 0;
+  SendAccept(highest_id, read_packets_.size());
+  for (const QueuedPacket& packet : read_packets_) {
     ++counters_.packets;
     counters_.bytes += packet.original_length;
-    ++handled;
     callback(context, packet);
   }
-  return handled;
+  return read_packets_.size();
 }
 
-void NfQueue::SendAccept(uint32_t packet_id, bool for_received_packet) {
+void NfQueue::SendAccept(uint32_t packet_id, size_t received_packets) {
   alignas(nlmsghdr) char buf[kSmallMessageSize];
   nlmsghdr* nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT_BATCH, queue_num_);
   nfq_nlmsg_verdict_put(nlh, static_cast<int>(packet_id), NF_ACCEPT);
   if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) {
     ++counters_.verdict_errors;
-  } else if (for_received_packet) {
-    ++counters_.verdicts;
+  } else {
+    ++counters_.verdict_messages;
+    counters_.verdicts += received_packets;
   }
-  if (!for_received_packet) return;
+  if (received_packets == 0) return;
   last_packet_id_ = packet_id;
   seen_packet_ = true;
 }
@@ -332,11 +353,11 @@ void NfQueue::Close() {
   auto ignore = [](void*, const QueuedPacket&) {};
   for (int i = 0; i < 4096; ++i) {
     bool would_block = false;
-    ReceiveDatagram(ignore, nullptr, &would_block);
+    ReceiveDatagrams(ignore, nullptr, &would_block);
     if (would_block) break;
   }
   // Not counted as a verdict: it answers packets this process never received.
-  SendAccept(last_packet_id_ + (1u << 30), /*for_received_packet=*/false);
+  SendAccept(last_packet_id_ + (1u << 30), /*received_packets=*/0);
   alignas(nlmsghdr) char buf[kSmallMessageSize];
   nlmsghdr* nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, queue_num_);
   nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_UNBIND);

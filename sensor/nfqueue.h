@@ -2,10 +2,13 @@
 // netlink socket. Every packet it hands out has already been ACCEPTed: the verdict is sent
 // before the caller sees the bytes, so no parser or sink can delay or lose a verdict.
 //
-// Verdicts are sent as NFQNL_MSG_VERDICT_BATCH for the id just received. A batch verdict
-// accepts every queued packet with an id up to that one, so packets whose netlink message
+// Verdicts are sent as NFQNL_MSG_VERDICT_BATCH for the highest id of a read: one read takes
+// every datagram waiting (up to kMaxDatagramsPerRead, recvmmsg), and one batch verdict
+// accepts every queued packet with an id up to the highest, because the kernel numbers
+// queued packets in order. Under load that is one read and one verdict for several packets,
+// and one pass of the reinjected packets through the stack. Packets whose netlink message
 // was lost (ENOBUFS) or arrived while the queue was being configured are accepted by the
-// next one too, instead of waiting in the kernel forever.
+// next verdict too, instead of waiting in the kernel forever.
 //
 // Thread-safety: one thread at a time.
 #pragma once
@@ -61,10 +64,12 @@ struct QueuedPacket {
 };
 
 struct QueueCounters {
-  uint64_t messages = 0;
+  uint64_t reads = 0;             // receive calls that returned datagrams
+  uint64_t messages = 0;          // datagrams
   uint64_t packets = 0;
   uint64_t bytes = 0;
-  uint64_t verdicts = 0;
+  uint64_t verdicts = 0;          // packets a sent verdict accepted
+  uint64_t verdict_messages = 0;  // batch verdicts sent (one per read)
   uint64_t verdict_errors = 0;
   uint64_t enobufs = 0;          // kernel dropped netlink messages: lost visibility, not packets
   uint64_t malformed_messages = 0;
@@ -83,11 +88,14 @@ class NfQueue {
 
   int fd() const;
 
-  // Reads one datagram, waiting for it up to the receive timeout (see EnableWaitingReceive):
-  // one system call per datagram under load, where poll + read + the read that finds nothing
-  // cost three. For each packet in it: sends its ACCEPT, then calls
-  // on_packet(const QueuedPacket&). Returns the number of packets handled; 0 when nothing
-  // came. ENOBUFS is counted and survived; EINTR retried.
+  static constexpr size_t kMaxDatagramsPerRead = 16;
+
+  // Reads the datagrams waiting, up to kMaxDatagramsPerRead, waiting for the first up to the
+  // receive timeout (see EnableWaitingReceive): one system call, where poll + read + the
+  // read that finds nothing cost three per datagram. Sends one ACCEPT covering every packet
+  // read, then calls on_packet(const QueuedPacket&) for each, in queue order. Returns the
+  // number of packets handled; 0 when nothing came. ENOBUFS is counted and survived; EINTR
+  // retried.
   template <class OnPacket>
   size_t ReceiveWaiting(OnPacket&& on_packet);
   // Makes reads wait (the socket leaves non-blocking mode) for at most `timeout`, so the
@@ -112,9 +120,12 @@ class NfQueue {
   using PacketCallback = void (*)(void* context, const QueuedPacket& packet);
 
   NfQueue(mnl_socket* socket, uint16_t queue_num, uint32_t rcvbuf);
-  // Reads one datagram. Returns packets handled; sets *would_block when nothing was waiting.
-  size_t ReceiveDatagram(PacketCallback callback, void* context, bool* would_block, bool wait = false);
-  void SendAccept(uint32_t packet_id, bool for_received_packet = true);
+  // One read (see ReceiveWaiting). Returns packets handled; sets *would_block when nothing
+  // was waiting. `wait`: block for the first datagram up to the receive timeout.
+  size_t ReceiveDatagrams(PacketCallback callback, void* context, bool* would_block, bool wait = false);
+  // Accepts every queued packet up to packet_id; `received_packets` of them were read (0:
+  // the shutdown verdict for packets never read, which moves no bookkeeping).
+  void SendAccept(uint32_t packet_id, size_t received_packets);
 
   friend struct QueueSetup;
 
@@ -125,7 +136,11 @@ class NfQueue {
   uint32_t portid_ = 0;
   uint32_t last_packet_id_ = 0;
   bool seen_packet_ = false;
-  std::vector<char> buffer_;
+  std::vector<char> buffer_;  // configuration replies
+  // kMaxDatagramsPerRead receive buffers, left uninitialised: a page is touched only when a
+  // datagram that long arrives.
+  std::unique_ptr<char[]> read_buffers_;
+  std::vector<QueuedPacket> read_packets_;  // one read's packets; capacity kept
   QueueCounters counters_;
 };
 
@@ -141,7 +156,7 @@ size_t NfQueue::ReceiveWaiting(OnPacket&& on_packet) {
     (*static_cast<std::remove_reference_t<OnPacket>*>(context))(packet);
   };
   bool would_block = false;
-  return ReceiveDatagram(trampoline, &on_packet, &would_block, /*wait=*/true);
+  return ReceiveDatagrams(trampoline, &on_packet, &would_block, /*wait=*/true);
 }
 
 }  // namespace nfq::sensor

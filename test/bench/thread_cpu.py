@@ -44,7 +44,12 @@ def main():
         hz = os.sysconf("SC_CLK_TCK")
         for tid in sorted(after):
             cpu = (after[tid] - before.get(tid, 0)) / hz
-            print(f"thread {tid}: {cpu:.2f} s CPU, {cpu / max(served, 1) * 1e6:.1f} us per request")
+            try:
+                with open(f"/proc/{daemon.pid}/task/{tid}/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                name = "?"
+            print(f"thread {tid} {name}: {cpu:.2f} s CPU, {cpu / max(served, 1) * 1e6:.1f} us per request")
         rate = [line.strip() for line in r.stdout.splitlines() if "Requests/sec" in line]
         print(f"requests served: {served}; {rate[0] if rate else ''}")
         daemon.stop()
