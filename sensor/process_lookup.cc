@@ -226,21 +226,58 @@ std::string EscapeCmdline(std::string_view raw, size_t cap) {
 ProcessLookup::ProcessLookup(std::string proc_root, size_t cache_cap)
     : root_(std::move(proc_root)), cache_cap_(std::max<size_t>(cache_cap, 1)) {}
 
-bool ProcessLookup::HoldsSocket(int32_t pid, std::string_view link) const {
+void ProcessLookup::FdHints::Add(int fd) {
+  // Most recent first; a number already known moves to the front.
+  auto end = fds.begin() + count;
+  auto it = std::find(fds.begin(), end, fd);
+  if (it == end) {
+    if (count < fds.size()) ++count;
+    it = fds.begin() + count - 1;  // the slot dropped (full) or the new one
+  }
+  std::rotate(fds.begin(), it, it + 1);
+  fds[0] = fd;
+}
+
+bool ProcessLookup::HoldsSocket(int32_t pid, std::string_view link) {
   const std::string dir = root_ + "/" + std::to_string(pid) + "/fd";
+  std::array<char, 64> target;
+  auto links_to_socket = [&](int dir_fd, const char* name) {
+    const ssize_t n = ::readlinkat(dir_fd, name, target.data(), target.size());
+    return n > 0 && std::string_view(target.data(), static_cast<size_t>(n)) == link;
+  };
+  const auto hints = fd_hints_.find(pid);
+  if (hints != fd_hints_.end()) {
+    // A closed socket's number is the lowest free one, so the next socket usually gets the
+    // number where the last one was found: the front.
+    FdHints& h = hints->second;
+    for (size_t i = 0; i < h.count; ++i) {
+      const int fd = h.fds[i];
+      const std::string name = dir + "/" + std::to_string(fd);
+      if (links_to_socket(AT_FDCWD, name.c_str())) {
+        ++counters_.fd_hint_hits;
+        h.Add(fd);
+        return true;
+      }
+    }
+  }
   DIR* entries = ::opendir(dir.c_str());
   if (entries == nullptr) return false;
   bool found = false;
-  std::array<char, 64> target;
+  std::optional<int> fd_number;
   while (const dirent* entry = ::readdir(entries)) {
     if (entry->d_name[0] == '.') continue;
-    const ssize_t n = ::readlinkat(::dirfd(entries), entry->d_name, target.data(), target.size());
-    if (n > 0 && std::string_view(target.data(), static_cast<size_t>(n)) == link) {
+    if (links_to_socket(::dirfd(entries), entry->d_name)) {
       found = true;
+      fd_number = ParseInt<int>(entry->d_name);
       break;
     }
   }
   ::closedir(entries);
+  if (fd_number) {
+    // The bound is crude and cheap: forgetting every hint costs one listing per process.
+    if (fd_hints_.size() >= cache_cap_ && !fd_hints_.contains(pid)) fd_hints_.clear();
+    fd_hints_[pid].Add(*fd_number);
+  }
   return found;
 }
 

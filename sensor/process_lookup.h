@@ -3,13 +3,17 @@
 //
 // The owner of a socket is found by scanning /proc/*/fd for "socket:[inode]", newest
 // processes first (a short-lived client that just connected has one of the highest pids)
-// after the processes recently found for the same uid. Two small caches: inode -> pid
-// (checked again before use) and pid -> description (keyed by start time too, so a reused
-// pid never inherits another process's description).
+// after the processes recently found for the same uid. Within a process, the fd numbers
+// where its last sockets were found are tried first (one readlink each): a client that opens
+// one connection after another gets the same few numbers back, and its directory is not
+// listed. Small caches: inode -> pid (checked again before use), pid -> recent socket fds,
+// and pid -> description (keyed by start time too, so a reused pid never inherits another
+// process's description).
 //
 // Thread-safety: one thread at a time. Blocking file-system reads: worker threads only.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <list>
 #include <optional>
@@ -65,11 +69,19 @@ class ProcessLookup {
     uint64_t scans = 0;  // full /proc scans
     uint64_t inode_cache_hits = 0;
     uint64_t describe_cache_hits = 0;
+    uint64_t fd_hint_hits = 0;  // found at a remembered fd number, without listing the fds
   };
   const Counters& counters() const { return counters_; }
 
  private:
-  bool HoldsSocket(int32_t pid, std::string_view link) const;
+  // The last few fd numbers at which a process held a socket we looked for, most recent first.
+  struct FdHints {
+    std::array<int, 8> fds{};
+    uint8_t count = 0;
+    void Add(int fd);
+  };
+
+  bool HoldsSocket(int32_t pid, std::string_view link);
   std::optional<ProcessInfo> ReadProcess(int32_t pid) const;
   void Remember(std::unordered_map<uint64_t, int32_t>::key_type inode, int32_t pid);
   void RememberProcess(const ProcessInfo& info);
@@ -80,6 +92,7 @@ class ProcessLookup {
   std::list<uint64_t> inode_order_;  // oldest first
   std::unordered_map<int32_t, ProcessInfo> processes_;
   std::list<int32_t> process_order_;  // oldest first
+  std::unordered_map<int32_t, FdHints> fd_hints_;  // at most cache_cap_ pids
   Counters counters_;
 };
 

@@ -82,8 +82,11 @@ SocketLookupStatus SocketLookup::Diag(const SocketQuery& query, Mode mode, Socke
   request.header.nlmsg_seq = ++sequence_;
   request.body.sdiag_family = static_cast<uint8_t>(AddressFamily(query.family));
   request.body.sdiag_protocol = IPPROTO_TCP;
-  // Every state but LISTEN (a listener never sends to the metadata service).
-  request.body.idiag_states = ~(1u << 10);
+  // Every state but LISTEN (a listener never sends to the metadata service). A dump also
+  // leaves out TIME_WAIT and NEW_SYN_RECV: no process holds those (inode 0), and under a new
+  // connection per request they are nearly all of the sockets a dump would format and copy.
+  constexpr uint32_t kListen = 1u << 10, kTimeWait = 1u << 6, kNewSynRecv = 1u << 12;
+  request.body.idiag_states = mode == Mode::kDump ? ~(kListen | kTimeWait | kNewSynRecv) : ~kListen;
   if (mode == Mode::kExact) {
     request.body.id.idiag_sport = htons(query.local_port);
     request.body.id.idiag_dport = htons(query.remote_port);

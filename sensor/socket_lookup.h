@@ -2,8 +2,10 @@
 // via netlink sock_diag: an exact lookup of the 4-tuple (INET_DIAG_NOCOOKIE); when that
 // misses (e.g. a NAT rule changed the remote address before our hook) a dump of the family
 // filtered here by the local address and port, at most one every kDumpInterval: a dump walks
-// every TCP socket of the namespace (thousands in TIME_WAIT under a new connection per
-// request), and nearly every miss is a socket already closed, which no dump finds.
+// the kernel's whole established table, shared by all network namespaces unless one was given
+// its own, so every TIME_WAIT socket of every container too (a quarter of a million on this
+// project's lab server under a new connection per request: milliseconds per dump), and
+// nearly every miss is a socket already closed, which no dump finds.
 // /proc/net/tcp{,6} is read only when the kernel has no sock_diag.
 //
 // Sockets are looked up in the network namespace of the calling thread.
@@ -65,7 +67,7 @@ class SocketLookup {
   SocketLookupStatus Diag(const SocketQuery& query, Mode mode, SocketInfo* out);
   SocketLookupStatus ProcNet(const SocketQuery& query, SocketInfo* out) const;
 
-  static constexpr std::chrono::milliseconds kDumpInterval{50};
+  static constexpr std::chrono::milliseconds kDumpInterval{250};
   std::chrono::milliseconds timeout_;
   std::chrono::steady_clock::time_point next_dump_{};
   alerting::UniqueFd socket_;

@@ -83,6 +83,34 @@ TEST(ProcessLookup, OwnSocketLeadsToOwnPid) {
   EXPECT_FALSE(lookup.FindSocketOwner(1));  // no such socket
 }
 
+TEST(ProcessLookup, NextSocketAtARememberedFdNumberIsFoundWithoutListingTheFds) {
+  ProcessLookup lookup;
+  ASSERT_TRUE(lookup.Describe(::getpid()));  // known for the uid: looked at first
+  auto inode_of = [](int fd) {
+    struct stat st {};
+    EXPECT_EQ(::fstat(fd, &st), 0);
+    return static_cast<uint64_t>(st.st_ino);
+  };
+  int first_fd = -1;
+  {
+    alerting::UniqueFd first(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(first);
+    first_fd = first.get();
+    EXPECT_EQ(lookup.FindSocketOwner(inode_of(first.get()), ::geteuid()), ::getpid());
+    EXPECT_EQ(lookup.counters().fd_hint_hits, 0u);
+  }
+  // The next socket gets the lowest free number: the one just closed.
+  alerting::UniqueFd second(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(second.get(), first_fd);
+  EXPECT_EQ(lookup.FindSocketOwner(inode_of(second.get()), ::geteuid()), ::getpid());
+  EXPECT_EQ(lookup.counters().fd_hint_hits, 1u);
+  // At another number, with the hint pointing at a different socket: found by listing.
+  alerting::UniqueFd third(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  EXPECT_EQ(lookup.FindSocketOwner(inode_of(third.get()), ::geteuid()), ::getpid());
+  EXPECT_EQ(lookup.counters().fd_hint_hits, 1u);
+  EXPECT_FALSE(lookup.FindSocketOwner(1, ::geteuid()));
+}
+
 TEST(ProcessLookup, DescribesItself) {
   ProcessLookup lookup;
   const auto info = lookup.Describe(::getpid());
