@@ -43,11 +43,22 @@ Attribution FlowResolver::operator()(const FlowKey& key, int64_t uid) {
   Attribution result;
   result.status = AttributionStatus::kNotFound;
   SocketInfo socket;
-  const SocketLookupStatus found = state_->sockets.Find(SocketQuery::ForOutbound(key), &socket);
+  const SocketQuery query = SocketQuery::ForOutbound(key);
+  const SocketLookupStatus found = state_->sockets.Find(query, &socket);
   // inode 0: TIME_WAIT or orphaned (closed by its process): nobody holds it any more.
   if (found != SocketLookupStatus::kFound || socket.inode == 0) return result;
-  const auto pid =
-      state_->processes.FindSocketOwner(socket.inode, uid >= 0 ? uid : int64_t{socket.uid});
+  // Before a scan of every process: is the socket still open? A timeout or an error says
+  // "maybe", and a socket found by a dump cannot be asked again cheaply: scan then.
+  auto socket_still_open = [&] {
+    if (!socket.by_exact_tuple) return true;
+    SocketInfo again;
+    const SocketLookupStatus status = state_->sockets.FindExact(query, &again);
+    if (status == SocketLookupStatus::kTimeout || status == SocketLookupStatus::kUnavailable) return true;
+    return status == SocketLookupStatus::kFound && again.inode == socket.inode;
+  };
+  FunctionRef<bool()> still_held(socket_still_open);
+  const auto pid = state_->processes.FindSocketOwner(
+      socket.inode, uid >= 0 ? uid : int64_t{socket.uid}, &still_held);
   if (!pid) return result;
   auto info = state_->processes.Describe(*pid);
   if (!info) return result;

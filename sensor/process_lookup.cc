@@ -226,68 +226,67 @@ std::string EscapeCmdline(std::string_view raw, size_t cap) {
 ProcessLookup::ProcessLookup(std::string proc_root, size_t cache_cap)
     : root_(std::move(proc_root)), cache_cap_(std::max<size_t>(cache_cap, 1)) {}
 
-void ProcessLookup::FdHints::Add(int fd) {
-  // Most recent first; a number already known moves to the front.
-  auto end = fds.begin() + count;
-  auto it = std::find(fds.begin(), end, fd);
-  if (it == end) {
-    if (count < fds.size()) ++count;
-    it = fds.begin() + count - 1;  // the slot dropped (full) or the new one
-  }
-  std::rotate(fds.begin(), it, it + 1);
-  fds[0] = fd;
+namespace {
+
+// "socket:[12345]" -> 12345.
+std::optional<uint64_t> SocketInode(std::string_view link) {
+  constexpr std::string_view kPrefix = "socket:[";
+  if (!link.starts_with(kPrefix) || !link.ends_with(']')) return std::nullopt;
+  return ParseInt<uint64_t>(link.substr(kPrefix.size(), link.size() - kPrefix.size() - 1));
 }
 
-bool ProcessLookup::HoldsSocket(int32_t pid, std::string_view link) {
-  const std::string dir = root_ + "/" + std::to_string(pid) + "/fd";
+std::optional<uint64_t> SocketInodeAt(int dir_fd, const char* name) {
   std::array<char, 64> target;
-  auto links_to_socket = [&](int dir_fd, const char* name) {
-    const ssize_t n = ::readlinkat(dir_fd, name, target.data(), target.size());
-    return n > 0 && std::string_view(target.data(), static_cast<size_t>(n)) == link;
-  };
-  const auto hints = fd_hints_.find(pid);
-  if (hints != fd_hints_.end()) {
-    // A closed socket's number is the lowest free one, so the next socket usually gets the
-    // number where the last one was found: the front.
-    FdHints& h = hints->second;
-    for (size_t i = 0; i < h.count; ++i) {
-      const int fd = h.fds[i];
-      const std::string name = dir + "/" + std::to_string(fd);
-      if (links_to_socket(AT_FDCWD, name.c_str())) {
-        ++counters_.fd_hint_hits;
-        h.Add(fd);
-        return true;
-      }
-    }
-  }
+  const ssize_t n = ::readlinkat(dir_fd, name, target.data(), target.size());
+  if (n <= 0) return std::nullopt;
+  return SocketInode(std::string_view(target.data(), static_cast<size_t>(n)));
+}
+
+}  // namespace
+
+bool ProcessLookup::HoldsAt(int32_t pid, int fd, uint64_t inode) const {
+  const std::string path = root_ + "/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  return SocketInodeAt(AT_FDCWD, path.c_str()) == inode;
+}
+
+bool ProcessLookup::ListedHolds(int32_t pid, uint64_t inode) {
+  const std::string dir = root_ + "/" + std::to_string(pid) + "/fd";
   DIR* entries = ::opendir(dir.c_str());
   if (entries == nullptr) return false;
+  ++counters_.listings;
+  // Past the match, the listing goes on to remember other sockets, within bounds: a
+  // process with a hundred thousand fds is not read to its end for sockets it may never use.
+  const size_t remember_cap = std::max<size_t>(cache_cap_ / 4, 1);
+  constexpr size_t kLinksPastMatch = 256;
+  size_t remembered = 0;
+  size_t past_match = 0;
   bool found = false;
-  std::optional<int> fd_number;
   while (const dirent* entry = ::readdir(entries)) {
     if (entry->d_name[0] == '.') continue;
-    if (links_to_socket(::dirfd(entries), entry->d_name)) {
-      found = true;
-      fd_number = ParseInt<int>(entry->d_name);
-      break;
+    if (found && (++past_match > kLinksPastMatch || remembered >= remember_cap)) break;
+    const auto socket_inode = SocketInodeAt(::dirfd(entries), entry->d_name);
+    const auto fd = ParseInt<int>(entry->d_name);
+    if (!socket_inode || !fd) continue;
+    if (*socket_inode == inode) found = true;
+    if (*socket_inode == inode || remembered < remember_cap) {
+      Remember(*socket_inode, pid, *fd);
+      ++remembered;
     }
   }
   ::closedir(entries);
-  if (fd_number) {
-    // The bound is crude and cheap: forgetting every hint costs one listing per process.
-    if (fd_hints_.size() >= cache_cap_ && !fd_hints_.contains(pid)) fd_hints_.clear();
-    fd_hints_[pid].Add(*fd_number);
-  }
   return found;
 }
 
-std::optional<int32_t> ProcessLookup::FindSocketOwner(uint64_t inode, int64_t uid_hint) {
-  const std::string link = "socket:[" + std::to_string(inode) + "]";
-  if (auto cached = inode_to_pid_.find(inode); cached != inode_to_pid_.end()) {
-    if (HoldsSocket(cached->second, link)) {
+std::optional<int32_t> ProcessLookup::FindSocketOwner(uint64_t inode, int64_t uid_hint,
+                                                      FunctionRef<bool()>* still_held) {
+  if (auto cached = inode_holders_.find(inode); cached != inode_holders_.end()) {
+    const Holder holder = cached->second;
+    if (HoldsAt(holder.pid, holder.fd, inode)) {
       ++counters_.inode_cache_hits;
-      return cached->second;
+      return holder.pid;
     }
+    // Moved to another fd (dup2) or another process (passed over a unix socket): look again.
+    if (ListedHolds(holder.pid, inode)) return holder.pid;
   }
   // Processes recently found for this uid first: a keep-alive client opening one more
   // connection, a cron job's next run under a new pid is found by the scan below.
@@ -296,11 +295,14 @@ std::optional<int32_t> ProcessLookup::FindSocketOwner(uint64_t inode, int64_t ui
       const auto known = processes_.find(*it);
       if (known == processes_.end() || known->second.uid != uid_hint || known->second.gone)
         continue;
-      if (HoldsSocket(*it, link)) {
-        Remember(inode, *it);
-        return *it;
-      }
+      if (ListedHolds(*it, inode)) return *it;
     }
+  }
+  // A scan reads every process's fds: thousands of readlinks. Under a new connection per
+  // request, most sockets the cheap looks above miss have just been closed.
+  if (still_held != nullptr && !(*still_held)()) {
+    ++counters_.scans_skipped;
+    return std::nullopt;
   }
   ++counters_.scans;
   std::vector<int32_t> pids;
@@ -314,10 +316,7 @@ std::optional<int32_t> ProcessLookup::FindSocketOwner(uint64_t inode, int64_t ui
   // look; against a client that lives a few milliseconds, the first look matters most.)
   std::sort(pids.begin(), pids.end(), std::greater<>());
   for (const int32_t pid : pids) {
-    if (HoldsSocket(pid, link)) {
-      Remember(inode, pid);
-      return pid;
-    }
+    if (ListedHolds(pid, inode)) return pid;
   }
   return std::nullopt;
 }
@@ -378,14 +377,14 @@ std::optional<ProcessInfo> ProcessLookup::ReadProcess(int32_t pid) const {
   return info;
 }
 
-void ProcessLookup::Remember(uint64_t inode, int32_t pid) {
-  if (inode_to_pid_.emplace(inode, pid).second) {
+void ProcessLookup::Remember(uint64_t inode, int32_t pid, int fd) {
+  if (const auto [it, inserted] = inode_holders_.try_emplace(inode, Holder{pid, fd}); inserted) {
     inode_order_.push_back(inode);
   } else {
-    inode_to_pid_[inode] = pid;
+    it->second = Holder{pid, fd};
   }
-  while (inode_to_pid_.size() > cache_cap_ && !inode_order_.empty()) {
-    inode_to_pid_.erase(inode_order_.front());
+  while (inode_holders_.size() > cache_cap_ && !inode_order_.empty()) {
+    inode_holders_.erase(inode_order_.front());
     inode_order_.pop_front();
   }
 }

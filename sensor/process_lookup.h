@@ -3,12 +3,13 @@
 //
 // The owner of a socket is found by scanning /proc/*/fd for "socket:[inode]", newest
 // processes first (a short-lived client that just connected has one of the highest pids)
-// after the processes recently found for the same uid. Within a process, the fd numbers
-// where its last sockets were found are tried first (one readlink each): a client that opens
-// one connection after another gets the same few numbers back, and its directory is not
-// listed. Small caches: inode -> pid (checked again before use), pid -> recent socket fds,
-// and pid -> description (keyed by start time too, so a reused pid never inherits another
-// process's description).
+// after the processes recently found for the same uid. Listing a process's fds reads every
+// link; every socket seen on the way is remembered with its holder and fd number, so the
+// next lookup of one of them is a single readlink of that fd. (The worker runs behind the
+// packets under load: the sockets of the connections still waiting for it are open when an
+// earlier one's listing runs, and are found there.) Caches: inode -> (pid, fd), checked
+// again before use, and pid -> description (keyed by start time too, so a reused pid never
+// inherits another process's description).
 //
 // Thread-safety: one thread at a time. Blocking file-system reads: worker threads only.
 #pragma once
@@ -22,6 +23,7 @@
 #include <unordered_map>
 
 #include "sensor/container_id.h"
+#include "sensor/function_ref.h"
 
 namespace nfq::sensor {
 
@@ -58,41 +60,43 @@ class ProcessLookup {
   explicit ProcessLookup(std::string proc_root = "/proc", size_t cache_cap = 512);
 
   // The pid holding the socket, or nullopt. uid_hint (the socket's uid, -1 for none) only
-  // orders the search.
-  std::optional<int32_t> FindSocketOwner(uint64_t inode, int64_t uid_hint = -1);
+  // orders the search. still_held, when given, is asked before the scan of every process:
+  // false (the socket has been closed meanwhile, which no scan can find) ends the search.
+  std::optional<int32_t> FindSocketOwner(uint64_t inode, int64_t uid_hint = -1,
+                                         FunctionRef<bool()>* still_held = nullptr);
 
   // Describes pid; nullopt when it never existed as far as /proc knows. A pid that exited
   // since it was last described comes back from the cache with gone = true.
   std::optional<ProcessInfo> Describe(int32_t pid);
 
   struct Counters {
-    uint64_t scans = 0;  // full /proc scans
-    uint64_t inode_cache_hits = 0;
+    uint64_t scans = 0;          // full /proc scans
+    uint64_t scans_skipped = 0;  // not needed: the socket was closed before the scan
+    uint64_t inode_cache_hits = 0;  // found with one readlink, where an earlier listing saw it
     uint64_t describe_cache_hits = 0;
-    uint64_t fd_hint_hits = 0;  // found at a remembered fd number, without listing the fds
+    uint64_t listings = 0;          // fd directories listed
   };
   const Counters& counters() const { return counters_; }
 
  private:
-  // The last few fd numbers at which a process held a socket we looked for, most recent first.
-  struct FdHints {
-    std::array<int, 8> fds{};
-    uint8_t count = 0;
-    void Add(int fd);
-  };
-
-  bool HoldsSocket(int32_t pid, std::string_view link);
+  // Lists pid's fds looking for `inode`, remembering the other sockets it passes.
+  bool ListedHolds(int32_t pid, uint64_t inode);
+  // One readlink: does pid hold the socket at fd?
+  bool HoldsAt(int32_t pid, int fd, uint64_t inode) const;
   std::optional<ProcessInfo> ReadProcess(int32_t pid) const;
-  void Remember(std::unordered_map<uint64_t, int32_t>::key_type inode, int32_t pid);
+  void Remember(uint64_t inode, int32_t pid, int fd);
   void RememberProcess(const ProcessInfo& info);
 
   std::string root_;
   size_t cache_cap_;
-  std::unordered_map<uint64_t, int32_t> inode_to_pid_;
+  struct Holder {
+    int32_t pid;
+    int fd;
+  };
+  std::unordered_map<uint64_t, Holder> inode_holders_;
   std::list<uint64_t> inode_order_;  // oldest first
   std::unordered_map<int32_t, ProcessInfo> processes_;
   std::list<int32_t> process_order_;  // oldest first
-  std::unordered_map<int32_t, FdHints> fd_hints_;  // at most cache_cap_ pids
   Counters counters_;
 };
 

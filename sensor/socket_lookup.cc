@@ -69,8 +69,13 @@ SocketLookupStatus SocketLookup::Find(const SocketQuery& query, SocketInfo* out)
     if (now < next_dump_) return status;
     next_dump_ = now + kDumpInterval;
     status = Diag(query, Mode::kDump, out);
+    out->by_exact_tuple = false;
   }
   return status;
+}
+
+SocketLookupStatus SocketLookup::FindExact(const SocketQuery& query, SocketInfo* out) {
+  return socket_ ? Diag(query, Mode::kExact, out) : ProcNet(query, out);
 }
 
 SocketLookupStatus SocketLookup::Diag(const SocketQuery& query, Mode mode, SocketInfo* out) {

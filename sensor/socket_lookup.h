@@ -41,6 +41,7 @@ struct SocketInfo {
   uint64_t inode = 0;  // 0 for sockets without a file (TIME_WAIT, orphaned after close)
   uint32_t uid = 0;
   uint8_t state = 0;  // TCP_* state
+  bool by_exact_tuple = true;  // false: found by a dump, matched on the local end only
 };
 
 enum class SocketLookupStatus : uint8_t {
@@ -58,6 +59,8 @@ class SocketLookup {
   SocketLookup& operator=(const SocketLookup&) = delete;
 
   SocketLookupStatus Find(const SocketQuery& query, SocketInfo* out);
+  // The exact 4-tuple only, never a dump: is a socket found before still there?
+  SocketLookupStatus FindExact(const SocketQuery& query, SocketInfo* out);
 
   // False when sock_diag could not be opened and lookups read /proc/net/tcp instead.
   bool uses_sock_diag() const { return static_cast<bool>(socket_); }

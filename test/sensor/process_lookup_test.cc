@@ -1,6 +1,7 @@
 #include "sensor/process_lookup.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -83,7 +84,7 @@ TEST(ProcessLookup, OwnSocketLeadsToOwnPid) {
   EXPECT_FALSE(lookup.FindSocketOwner(1));  // no such socket
 }
 
-TEST(ProcessLookup, NextSocketAtARememberedFdNumberIsFoundWithoutListingTheFds) {
+TEST(ProcessLookup, SocketsSeenInAListingAreFoundLaterWithOneReadlink) {
   ProcessLookup lookup;
   ASSERT_TRUE(lookup.Describe(::getpid()));  // known for the uid: looked at first
   auto inode_of = [](int fd) {
@@ -91,24 +92,65 @@ TEST(ProcessLookup, NextSocketAtARememberedFdNumberIsFoundWithoutListingTheFds) 
     EXPECT_EQ(::fstat(fd, &st), 0);
     return static_cast<uint64_t>(st.st_ino);
   };
-  int first_fd = -1;
-  {
-    alerting::UniqueFd first(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    ASSERT_TRUE(first);
-    first_fd = first.get();
-    EXPECT_EQ(lookup.FindSocketOwner(inode_of(first.get()), ::geteuid()), ::getpid());
-    EXPECT_EQ(lookup.counters().fd_hint_hits, 0u);
-  }
-  // The next socket gets the lowest free number: the one just closed.
-  alerting::UniqueFd second(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ASSERT_EQ(second.get(), first_fd);
-  EXPECT_EQ(lookup.FindSocketOwner(inode_of(second.get()), ::geteuid()), ::getpid());
-  EXPECT_EQ(lookup.counters().fd_hint_hits, 1u);
-  // At another number, with the hint pointing at a different socket: found by listing.
-  alerting::UniqueFd third(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  EXPECT_EQ(lookup.FindSocketOwner(inode_of(third.get()), ::geteuid()), ::getpid());
-  EXPECT_EQ(lookup.counters().fd_hint_hits, 1u);
+  auto new_socket = [] { return alerting::UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)); };
+  alerting::UniqueFd a = new_socket(), b = new_socket(), c = new_socket();
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(lookup.FindSocketOwner(inode_of(a.get()), ::geteuid()), ::getpid());
+  EXPECT_EQ(lookup.counters().listings, 1u);
+  // b and c were open when a's listing ran.
+  EXPECT_EQ(lookup.FindSocketOwner(inode_of(b.get()), ::geteuid()), ::getpid());
+  EXPECT_EQ(lookup.FindSocketOwner(inode_of(c.get()), ::geteuid()), ::getpid());
+  EXPECT_EQ(lookup.counters().inode_cache_hits, 2u);
+  EXPECT_EQ(lookup.counters().listings, 1u);
+  // Opened after the listing: listed again.
+  alerting::UniqueFd d = new_socket();
+  EXPECT_EQ(lookup.FindSocketOwner(inode_of(d.get()), ::geteuid()), ::getpid());
+  EXPECT_EQ(lookup.counters().listings, 2u);
+  // Moved to another fd number: the remembered fd no longer holds it; found by listing.
+  const uint64_t c_inode = inode_of(c.get());
+  alerting::UniqueFd moved(::fcntl(c.get(), F_DUPFD_CLOEXEC, 100));
+  ASSERT_TRUE(moved);
+  c.reset();
+  EXPECT_EQ(lookup.FindSocketOwner(c_inode, ::geteuid()), ::getpid());
+  EXPECT_EQ(lookup.counters().listings, 3u);
   EXPECT_FALSE(lookup.FindSocketOwner(1, ::geteuid()));
+}
+
+// A fake /proc: a scan's listing remembers the other sockets it passed, never a non-socket.
+TEST(ProcessLookup, ListingRemembersOnlySocketsAndOnlyWhatItSaw) {
+  const auto root =
+      std::filesystem::temp_directory_path() / ("nfq-proc-fds-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(root / "4711" / "fd");
+  std::filesystem::create_symlink("socket:[100]", root / "4711/fd/3");
+  std::filesystem::create_symlink("socket:[200]", root / "4711/fd/4");
+  std::filesystem::create_symlink("pipe:[300]", root / "4711/fd/5");
+  std::filesystem::create_symlink("socket:[x]", root / "4711/fd/6");
+  ProcessLookup lookup(root.string());
+  EXPECT_EQ(lookup.FindSocketOwner(100), 4711);
+  EXPECT_EQ(lookup.counters().scans, 1u);
+  EXPECT_EQ(lookup.FindSocketOwner(200), 4711);
+  EXPECT_EQ(lookup.counters().inode_cache_hits, 1u);
+  EXPECT_EQ(lookup.counters().scans, 1u);
+  EXPECT_FALSE(lookup.FindSocketOwner(300));  // a pipe's inode is no socket
+  EXPECT_EQ(lookup.counters().scans, 2u);
+  // The fd now holds another socket: the cached holder is checked, not trusted.
+  std::filesystem::remove(root / "4711/fd/4");
+  std::filesystem::create_symlink("socket:[201]", root / "4711/fd/4");
+  EXPECT_FALSE(lookup.FindSocketOwner(200));
+  EXPECT_EQ(lookup.FindSocketOwner(201), 4711);
+  // Closed meanwhile (the caller's re-check says so): no scan of every process.
+  const uint64_t scans = lookup.counters().scans;
+  bool open = false;
+  auto is_open = [&open] { return open; };
+  FunctionRef<bool()> still_held(is_open);
+  EXPECT_FALSE(lookup.FindSocketOwner(999, -1, &still_held));
+  EXPECT_EQ(lookup.counters().scans, scans);
+  EXPECT_EQ(lookup.counters().scans_skipped, 1u);
+  open = true;
+  EXPECT_FALSE(lookup.FindSocketOwner(999, -1, &still_held));
+  EXPECT_EQ(lookup.counters().scans, scans + 1);
+  std::filesystem::remove_all(root);
 }
 
 TEST(ProcessLookup, DescribesItself) {
