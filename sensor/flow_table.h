@@ -121,9 +121,10 @@ class KeyRing {
 
 // Keys of flows the sensor stopped following (closed, idle, evicted). A SYN for one of them
 // may be a new connection on a reused tuple, or a forged one the server drops while the real
-// connection goes on (after a forged close the server ignored, or an eviction): the sensor
-// cannot tell, so a flow a SYN starts on a remembered key is flagged. Bounded: a ring of
-// `capacity` keys, the oldest pushed out first (counted).
+// connection goes on (after a forged close the server ignored, or an eviction). Without the
+// handshake check the sensor cannot tell, so a flow a SYN starts on a remembered key is
+// flagged; with it, the server's SYN-ACK tells. Bounded: a ring of `capacity` keys, the
+// oldest pushed out first (counted).
 //
 // Thread-safety: packet thread only.
 class ForgottenFlows {
@@ -136,8 +137,8 @@ class ForgottenFlows {
     if (keys_.Add(key, Nothing{}, now)) ++pushed_out_;
   }
   // True, and forgets the key, when it was added less than `within` before now and not
-  // pushed out since. A client cannot reuse a tuple it closed for TIME_WAIT (60 s on Linux),
-  // so a SYN on it sooner is suspect, and later ones are ordinary port reuse.
+  // pushed out since. A client that closed first cannot reuse its tuple during its TIME_WAIT
+  // (60 s on Linux); one whose server closed first can, at once.
   bool Take(const FlowKey& key, Clock::time_point now,
             Clock::duration within = std::chrono::seconds(60));
 

@@ -169,9 +169,13 @@ void Inspector::OnPacket(const QueuedPacket& packet) {
       ++counters_.flows_midstream;
     } else if (followed_just_before) {
       // A SYN on a tuple just followed: a reused tuple, or a forged SYN the server drops
-      // while the real connection goes on (see ForgottenFlows).
-      flow->sticky_flags |= request_flag::kMidstream;
+      // while the real connection goes on (see ForgottenFlows). The handshake check tells
+      // them apart (only the new connection's SYN gets a SYN-ACK; the forged one's data
+      // comes unconfirmed and is flagged then); without it, flag the flow now. Clients do
+      // reuse a tuple within seconds when the server closed first (its side keeps the
+      // TIME_WAIT): at thousands of connections a second, every port comes round again.
       ++counters_.syn_restarts;
+      if (!config_.handshake_check) flow->sticky_flags |= request_flag::kMidstream;
     }
   }
   flow->hook = packet.hook;

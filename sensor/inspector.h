@@ -48,7 +48,7 @@ struct InspectorCounters {
   uint64_t closes_ignored = 0;   // FIN/RST not at the next expected byte: the receiver would
                                  // not take it either (RFC 5961), so the flow is kept
   uint64_t flows_midstream = 0;  // flows joined without their SYN (requests flagged midstream)
-  uint64_t syn_restarts = 0;     // SYNs for a connection already followed (flagged midstream)
+  uint64_t syn_restarts = 0;     // SYNs on a followed tuple or one just followed (see inspector.cc)
   uint64_t handshake_replies = 0;    // server SYN-ACKs that confirmed a followed SYN
   uint64_t handshake_unmatched = 0;  // SYN-ACKs for no followed SYN (or acking another seq)
   uint64_t flows_unconfirmed = 0;    // flows whose data came before their SYN-ACK (midstream)

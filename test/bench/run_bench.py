@@ -8,11 +8,17 @@ namespace), wrk is the client (inst namespace). Interleaved rounds of
   nfq-apeeper          --all-packets rules + the daemon (all paths, --fold-window 60,
                        alerts to test/bench/tiny_console.py on the inst loopback)
   nfq-apeeper-payload  payload-only rules + the daemon
+  nfq-apeeper-nomatch  --all-packets rules + the daemon with a blacklist the requests do not
+                       match (--blacklist /latest/meta-data/iam/): every request is parsed
+                       and filtered, none is a hit. The production case: a blacklist of the
+                       credential paths, and a service that reads its instance id
+  nfq-apeeper-payload-nomatch  the same with the payload-only rules
 
 over three workloads: keep-alive GETs (wrk -t2 -c8), a new connection per request (the same
 with 'Connection: close'), single-connection latency (wrk -t1 -c1 --latency). Prints a markdown
 table: req/s median and spread, ratios, p50/p99, packets queued per request, daemon CPU
-seconds per 100k requests, daemon peak RSS, kernel queue counters.
+seconds per 100k requests (the floor's consumer's too), daemon peak RSS, kernel queue
+counters.
 
     run_bench.py [--rounds N] [--seconds S] [--quick] [--json FILE]
 
@@ -33,13 +39,16 @@ sys.path.insert(0, HERE)
 import benchlib as B  # noqa: E402
 from benchlib import lablib  # noqa: E402
 
-CONFIGS = ["baseline", "floor", "floor-payload", "nfq-apeeper", "nfq-apeeper-payload"]
+CONFIGS = ["baseline", "floor", "floor-payload", "nfq-apeeper", "nfq-apeeper-payload",
+           "nfq-apeeper-nomatch", "nfq-apeeper-payload-nomatch"]
+NOMATCH_BLACKLIST = "/latest/meta-data/iam/"  # B.PATH is /latest/meta-data/instance-id
 WORKLOADS = {
     "keep-alive": dict(threads=2, conns=8),
     "conn-per-req": dict(threads=2, conns=8, close=True),
     "latency-1conn": dict(threads=1, conns=1, latency=True),
 }
-FLOOR_OF = {"nfq-apeeper": "floor", "nfq-apeeper-payload": "floor-payload"}
+FLOOR_OF = {"nfq-apeeper": "floor", "nfq-apeeper-payload": "floor-payload",
+            "nfq-apeeper-nomatch": "floor", "nfq-apeeper-payload-nomatch": "floor-payload"}
 
 
 class Bench:
@@ -56,22 +65,24 @@ class Bench:
         if config == "baseline":
             lab.rules("remove")
             return None
-        lab.rules("install", "--payload-only" if config.endswith("payload") else "--all-packets")
+        lab.rules("install", "--payload-only" if "payload" in config else "--all-packets")
         if config.startswith("floor"):
             return lab.start_accept_all(0)
-        return B.LightDaemon(lab, "--fold-window", "60", factory=self.console_url)
+        paths = ["--blacklist", NOMATCH_BLACKLIST] if config.endswith("nomatch") else []
+        return B.LightDaemon(lab, "--fold-window", "60", *paths, factory=self.console_url)
 
     def run_config(self, config, rnd):
         lab = self.lab
         consumer = self._setup(config)
         daemon = consumer if isinstance(consumer, B.LightDaemon) else None
+        consumer_pid = consumer.pid if consumer is not None else None
         served = 0
         try:
             for name, spec in WORKLOADS.items():
                 st0 = lab.queue_stats(lab.inst).get(0)
-                cpu0 = daemon.cpu_seconds() if daemon else 0.0
+                cpu0 = B.proc_cpu_seconds(consumer_pid) if consumer_pid else 0.0
                 res = B.wrk(lab, seconds=self.seconds, **spec)
-                cpu1 = daemon.cpu_seconds() if daemon else 0.0
+                cpu1 = B.proc_cpu_seconds(consumer_pid) if consumer_pid else 0.0
                 st1 = B.settled_queue_stats(lab)
                 queued = (st1.id_sequence - st0.id_sequence) if (st0 and st1) else 0
                 sample = {
@@ -79,7 +90,7 @@ class Bench:
                     "requests": res["requests"], "errors": res["errors"], "non2xx": res["non2xx"],
                     "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
                     "queued_packets": queued,
-                    "daemon_cpu_s": (cpu1 - cpu0) if daemon else None,
+                    "consumer_cpu_s": (cpu1 - cpu0) if consumer_pid else None,
                     "queue_waiting": st1.waiting if st1 else 0,
                     "queue_dropped": st1.queue_dropped if st1 else 0,
                     "user_dropped": st1.user_dropped if st1 else 0,
@@ -98,14 +109,19 @@ class Bench:
                 if code != 0:
                     self.problems.append(f"{config}: daemon exited {code}: {daemon.stderr()[-400:]}")
                 hits = daemon.hit_lines()
+                last = [l for l in daemon.stderr().splitlines() if "counters:" in l][-1:]
+                got = dict(re.findall(r"([\w.]+)=(\d+)", last[0])) if last else {}
+                keys = ("requests", "hits", "events_dropped", "holes", "flows_evicted", "enobufs",
+                        "retransmitted_bytes", "published", "spooled", "spool_write_errors")
+                detail = " ".join(f"{k}={got.get(k)}" for k in keys)
                 # wrk counts completed replies; a request in flight when wrk stops is seen too.
-                if hits < served:
-                    last = [l for l in daemon.stderr().splitlines() if "counters:" in l][-1:]
-                    keys = ("requests", "hits", "events_dropped", "holes", "flows_evicted", "enobufs",
-                            "retransmitted_bytes", "published", "spooled", "spool_write_errors")
-                    got = dict(re.findall(r"([\w.]+)=(\d+)", last[0])) if last else {}
+                if config.endswith("nomatch"):
+                    if hits != 0 or int(got.get("requests", 0)) < served:
+                        self.problems.append(f"{config} round {rnd}: expected every one of {served} requests "
+                                             f"parsed and none reported; {hits} hits; " + detail)
+                elif hits < served:
                     self.problems.append(f"{config} round {rnd}: daemon reported {hits} hits for {served} requests; "
-                                         + " ".join(f"{k}={got.get(k)}" for k in keys))
+                                         + detail)
                 m = re.findall(r"enobufs=(\d+)", daemon.stderr())
                 if m and int(m[-1]):
                     self.problems.append(f"{config} round {rnd}: daemon saw ENOBUFS {m[-1]} times")
@@ -143,7 +159,7 @@ def report(bench, args, started, elapsed):
                f"{started}, {elapsed:.0f} s total; kernel {os.uname().release}, {os.cpu_count()} CPUs")
     out.append("")
     out.append("| workload | config | req/s median | min–max | /floor | /baseline | p50 ms | p99 ms "
-               "| queued pkts/req | daemon CPU s/100k req | dropped / waiting |")
+               "| queued pkts/req | consumer CPU s/100k req | dropped / waiting |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for w in WORKLOADS:
         base = med.get((w, "baseline"), 0)
@@ -160,7 +176,7 @@ def report(bench, args, started, elapsed):
             p99 = [x["p99_ms"] for x in v if x["p99_ms"] is not None]
             reqs = sum(x["requests"] for x in v)
             qpr = f"{sum(x['queued_packets'] for x in v) / max(reqs, 1):.2f}" if c != "baseline" else "–"
-            cpu = [x["daemon_cpu_s"] for x in v if x["daemon_cpu_s"] is not None]
+            cpu = [x["consumer_cpu_s"] for x in v if x["consumer_cpu_s"] is not None]
             cpu_s = f"{sum(cpu) / max(reqs, 1) * 1e5:.2f}" if cpu else "–"
             drops = (f"{sum(x['queue_dropped'] + x['user_dropped'] for x in v)} / "
                      f"{max(x['queue_waiting'] for x in v)}") if c != "baseline" else "–"
@@ -170,9 +186,10 @@ def report(bench, args, started, elapsed):
                        f"| {w} | {c} | {m:.0f} | {min(rps):.0f}–{max(rps):.0f} | {vs_floor} | {vs_base} | "
                        f"– | – | {qpr} | {cpu_s} | {drops} |")
     out.append("")
-    out.append("/floor: against the floor with the same rule set (nfq-apeeper vs floor, "
-               "nfq-apeeper-payload vs floor-payload). dropped = queue_dropped + user_dropped summed "
-               "over the runs; waiting = the most packets left waiting after a run.")
+    out.append("/floor: against the floor with the same rule set (all packets: floor; payload only: "
+               "floor-payload). consumer CPU: the daemon's, or nfq_accept_all's for the floor. "
+               "dropped = queue_dropped + user_dropped summed over the runs; waiting = the most packets "
+               "left waiting after a run.")
     for c, kib in sorted(bench.rss.items()):
         out.append(f"Daemon peak RSS (VmHWM, max over rounds), {c}: {kib / 1024:.1f} MiB")
     return "\n".join(out)
@@ -223,7 +240,7 @@ def main():
             print("\nPROBLEMS:\n  " + "\n  ".join(bench.problems))
             return 1
         print("\nchecks: every request answered, no socket errors, no queue drops, nothing left "
-              "waiting, the daemon reported every request")
+              "waiting, the daemon reported every request (nomatch: parsed every request, reported none)")
         return 0
     finally:
         lab.close()

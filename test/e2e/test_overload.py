@@ -163,6 +163,13 @@ class OverloadTest(unittest.TestCase):
         # copy passes by fail-open while the queue is full, so many finish long before CONT.
         self.assertTrue(any("stalled" in l for l in lost), "the daemon must report the lost visibility")
         self.assertGreaterEqual(c.get("loop_stalls", 0), 1)
+        # The 64 held packets were waiting at CONT: a read takes several at once, and one
+        # verdict each read accepts them all. Every packet read is accepted, exactly once.
+        measure(f"stop_cont: packets {c.get('packets')} in {c.get('reads')} reads, "
+                f"{c.get('verdict_messages')} verdict messages, verdicts {c.get('verdicts')}")
+        self.assertEqual(c.get("verdicts"), c.get("packets"))
+        self.assertLess(c.get("reads"), c.get("packets"), "no read found more than one packet waiting")
+        self.assertGreaterEqual(c.get("verdict_messages"), c.get("reads"))
 
     def test_3_kill9_and_restart_every_second(self):
         state = os.path.join(LAB.tmpdir, "state-kill9")

@@ -783,6 +783,44 @@ TEST_F(EvasionTest, ARetransmissionAfterTheCloseIsNotANewFlow) {
   EXPECT_EQ(inspector_.counters().flows_midstream, 1u);
 }
 
+// A client reuses a tuple at once when the server closed first (no TIME_WAIT on its side):
+// a new SYN on a tuple just closed, which the server accepts with its SYN-ACK, is an ordinary
+// connection. Only without the handshake check is it flagged, for want of a better test.
+TEST_F(EvasionTest, AReusedTupleWithItsOwnSynAckIsAnOrdinaryConnection) {
+  const std::string ok = "GET /ok HTTP/1.1\r\n\r\n";
+  auto connection = [&](auto&& send, uint32_t isn) {
+    const TcpSpec syn = Syn(MetadataV4(7040), isn);
+    send(syn, "");
+    SendSynAck(syn);
+    TcpSpec data = MetadataV4(7040);
+    data.seq = isn + 1;
+    send(data, ok);
+    TcpSpec fin = data;
+    fin.seq += static_cast<uint32_t>(ok.size());
+    fin.flags = 0x11;
+    send(fin, "");
+  };
+  auto strict = [&](const TcpSpec& spec, std::string_view payload) { SendRaw(spec, payload); };
+  connection(strict, 999);
+  connection(strict, 50000);
+  EXPECT_TRUE(Drain().empty());
+  EXPECT_EQ(inspector_.counters().flows_closed, 2u);
+  EXPECT_EQ(inspector_.counters().syn_restarts, 1u);
+  EXPECT_EQ(inspector_.counters().flows_unconfirmed, 0u);
+
+  InspectorConfig config = Config(2);
+  config.handshake_check = false;
+  Inspector lenient(config, Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"), &events_);
+  auto lenient_send = [&](const TcpSpec& spec, std::string_view payload) {
+    const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
+    lenient.OnPacket(PacketOf(bytes, NF_INET_LOCAL_OUT));
+  };
+  connection(lenient_send, 999);
+  EXPECT_TRUE(Drain().empty());
+  connection(lenient_send, 50000);
+  ExpectOneHitFlagged("midstream");
+}
+
 // A second SYN needs its own SYN-ACK: the confirmation of the first does not carry over.
 TEST_F(EvasionTest, ASecondSynNeedsItsOwnSynAck) {
   TcpSpec spec = MetadataV4(7037);
