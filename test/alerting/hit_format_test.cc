@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <ctime>
+
 #include <string>
 #include <vector>
 
@@ -45,6 +48,18 @@ TEST(HitFormat, IsoTimeIsUtcWithMillis) {
   EXPECT_EQ(FormatIsoTime(At(1796324400123)), "2026-12-03T19:00:00.123Z");
   EXPECT_EQ(FormatIsoTime(At(0)), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(FormatIsoTime(At(-1)), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatIsoTime(At(951782400000)), "2000-02-29T00:00:00.000Z");  // leap day
+  EXPECT_EQ(FormatIsoTime(At(7258118399999)), "2199-12-31T23:59:59.999Z");
+  // Every millisecond of a few days around a month end, against gmtime_r.
+  for (int64_t ms = 1798675200000 - 3 * 86400000LL; ms < 1798675200000 + 86400000LL; ms += 997) {
+    const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char want[96];
+    std::snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+    ASSERT_EQ(FormatIsoTime(At(ms)), want) << ms;
+  }
 }
 
 TEST(HitFormat, UrlEncodeKeepsOnlyUnreserved) {
