@@ -11,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <utility>
 #include <vector>
 
 #include "alerting/file_util.h"
@@ -21,10 +22,15 @@ namespace {
 constexpr size_t kMaxAncestors = 3;
 constexpr size_t kCmdlineCap = 512;
 constexpr size_t kReadCap = 16 * 1024;  // cgroup files of nested containers stay far below
+// Directory handles kept open: the processes that open connections most often are the
+// newest described; 64 descriptors stay far below any open-file limit.
+constexpr size_t kDirHandles = 64;
 
-// Reads up to cap bytes of a (proc) file; nullopt when it cannot be opened or read.
-std::optional<std::string> ReadSmallFile(const std::string& path, size_t cap = kReadCap) {
-  alerting::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+// Reads up to cap bytes of a (proc) file, relative to dir (AT_FDCWD: path as it is);
+// nullopt when it cannot be opened or read.
+std::optional<std::string> ReadSmallFile(const std::string& path, size_t cap = kReadCap,
+                                         int dir = AT_FDCWD) {
+  alerting::UniqueFd fd(::openat(dir, path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return std::nullopt;
   std::string out;
   std::array<char, 4096> chunk;
@@ -38,9 +44,9 @@ std::optional<std::string> ReadSmallFile(const std::string& path, size_t cap = k
   return out;
 }
 
-std::optional<std::string> ReadLink(const std::string& path) {
+std::optional<std::string> ReadLink(const std::string& path, int dir = AT_FDCWD) {
   std::array<char, 4096> buffer;
-  const ssize_t n = ::readlink(path.c_str(), buffer.data(), buffer.size());
+  const ssize_t n = ::readlinkat(dir, path.c_str(), buffer.data(), buffer.size());
   if (n < 0) return std::nullopt;
   return std::string(buffer.data(), static_cast<size_t>(n));
 }
@@ -244,15 +250,32 @@ std::optional<uint64_t> SocketInodeAt(int dir_fd, const char* name) {
 
 }  // namespace
 
-bool ProcessLookup::HoldsAt(int32_t pid, int fd, uint64_t inode) const {
-  const std::string path = root_ + "/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+int ProcessLookup::DirOf(int32_t pid) const {
+  const auto it = dirs_.find(pid);
+  return it == dirs_.end() ? -1 : it->second.get();
+}
+
+bool ProcessLookup::HoldsAt(int32_t pid, int fd, uint64_t inode) {
+  const std::string name = "fd/" + std::to_string(fd);
+  if (const int dir = DirOf(pid); dir >= 0) {
+    // Fails once the described process has exited, whoever has its pid now.
+    if (SocketInodeAt(dir, name.c_str()) != inode) return false;
+    held_by_described_ = pid;
+    return true;
+  }
+  const std::string path = root_ + "/" + std::to_string(pid) + "/" + name;
   return SocketInodeAt(AT_FDCWD, path.c_str()) == inode;
 }
 
 bool ProcessLookup::ListedHolds(int32_t pid, uint64_t inode) {
-  const std::string dir = root_ + "/" + std::to_string(pid) + "/fd";
-  DIR* entries = ::opendir(dir.c_str());
+  const int dir = DirOf(pid);
+  const std::string path = root_ + "/" + std::to_string(pid) + "/fd";
+  alerting::UniqueFd fds(dir >= 0 ? ::openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                  : ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fds) return false;
+  DIR* entries = ::fdopendir(fds.get());
   if (entries == nullptr) return false;
+  fds.release();  // closedir closes it
   ++counters_.listings;
   // Past the match, the listing goes on to remember other sockets, within bounds: a
   // process with a hundred thousand fds is not read to its end for sockets it may never use.
@@ -274,11 +297,13 @@ bool ProcessLookup::ListedHolds(int32_t pid, uint64_t inode) {
     }
   }
   ::closedir(entries);
+  if (found && dir >= 0) held_by_described_ = pid;
   return found;
 }
 
 std::optional<int32_t> ProcessLookup::FindSocketOwner(uint64_t inode, int64_t uid_hint,
                                                       FunctionRef<bool()>* still_held) {
+  held_by_described_ = -1;
   if (auto cached = inode_holders_.find(inode); cached != inode_holders_.end()) {
     const Holder holder = cached->second;
     if (HoldsAt(holder.pid, holder.fd, inode)) {
@@ -322,10 +347,17 @@ std::optional<int32_t> ProcessLookup::FindSocketOwner(uint64_t inode, int64_t ui
 }
 
 std::optional<ProcessInfo> ProcessLookup::Describe(int32_t pid) {
+  const bool held = std::exchange(held_by_described_, -1) == pid;
+  const auto cached = processes_.find(pid);
+  if (held && cached != processes_.end() && !cached->second.gone) {
+    // Its socket was just read through the handle opened before this description.
+    ++counters_.describe_cache_hits;
+    ++counters_.held_by_described;
+    return cached->second;
+  }
   const std::string base = root_ + "/" + std::to_string(pid);
   const auto stat_text = ReadSmallFile(base + "/stat");
   const std::optional<Stat> stat = stat_text ? ParseStat(*stat_text) : std::nullopt;
-  const auto cached = processes_.find(pid);
   if (cached != processes_.end()) {
     if (!stat || stat->state == 'Z') {
       cached->second.gone = true;
@@ -337,30 +369,36 @@ std::optional<ProcessInfo> ProcessLookup::Describe(int32_t pid) {
       return cached->second;
     }
   }
-  auto info = ReadProcess(pid);
+  alerting::UniqueFd dir;
+  auto info = ReadProcess(pid, &dir);
   if (!info) return std::nullopt;
-  RememberProcess(*info);
+  RememberProcess(*info, std::move(dir));
   return info;
 }
 
-std::optional<ProcessInfo> ProcessLookup::ReadProcess(int32_t pid) const {
-  const std::string base = root_ + "/" + std::to_string(pid);
-  const auto stat_text = ReadSmallFile(base + "/stat");
+std::optional<ProcessInfo> ProcessLookup::ReadProcess(int32_t pid, alerting::UniqueFd* dir) const {
+  // The handle first: everything below is read through it, so it and the description are
+  // of the same process (or the reads fail).
+  *dir = alerting::UniqueFd(
+      ::open((root_ + "/" + std::to_string(pid)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!*dir) return std::nullopt;
+  const int at = dir->get();
+  const auto stat_text = ReadSmallFile("stat", kReadCap, at);
   const std::optional<Stat> stat = stat_text ? ParseStat(*stat_text) : std::nullopt;
   if (!stat) return std::nullopt;
   ProcessInfo info;
   info.pid = pid;
   info.comm = stat->comm;
   info.start_time = stat->start_time;
-  if (auto status = ReadSmallFile(base + "/status")) info.uid = ParseStatusUid(*status);
+  if (auto status = ReadSmallFile("status", kReadCap, at)) info.uid = ParseStatusUid(*status);
   info.owner = UserName(info.uid);
-  const auto cmdline = ReadSmallFile(base + "/cmdline", kCmdlineCap * 4);
+  const auto cmdline = ReadSmallFile("cmdline", kCmdlineCap * 4, at);
   if (cmdline) info.cmdline = EscapeCmdline(RedactCmdline(*cmdline), kCmdlineCap);
-  const auto exe = ReadLink(base + "/exe");
+  const auto exe = ReadLink("exe", at);
   if (exe) info.exe = EscapeCmdline(*exe, kCmdlineCap);
-  if (auto cgroup = ReadSmallFile(base + "/cgroup")) info.container = ParseCgroup(*cgroup);
+  if (auto cgroup = ReadSmallFile("cgroup", kReadCap, at)) info.container = ParseCgroup(*cgroup);
   // Exited while being read (a zombie has no command line or executable left to read).
-  const auto again = ReadSmallFile(base + "/stat");
+  const auto again = ReadSmallFile("stat", kReadCap, at);
   const std::optional<Stat> after = again ? ParseStat(*again) : std::nullopt;
   info.gone =
       stat->state == 'Z' || !after || after->state == 'Z' || after->start_time != stat->start_time;
@@ -389,7 +427,7 @@ void ProcessLookup::Remember(uint64_t inode, int32_t pid, int fd) {
   }
 }
 
-void ProcessLookup::RememberProcess(const ProcessInfo& info) {
+void ProcessLookup::RememberProcess(const ProcessInfo& info, alerting::UniqueFd dir) {
   const auto [it, inserted] = processes_.insert_or_assign(info.pid, info);
   if (inserted) {
     process_order_.push_back(info.pid);
@@ -400,7 +438,18 @@ void ProcessLookup::RememberProcess(const ProcessInfo& info) {
   }
   while (processes_.size() > cache_cap_ && !process_order_.empty()) {
     processes_.erase(process_order_.front());
+    if (dirs_.erase(process_order_.front()) != 0) dir_order_.remove(process_order_.front());
     process_order_.pop_front();
+  }
+  // A process described anew (a reused pid) replaces the handle of the one before.
+  dir_order_.remove(info.pid);
+  dirs_.erase(info.pid);
+  if (!dir || info.gone) return;
+  dirs_.emplace(info.pid, std::move(dir));
+  dir_order_.push_back(info.pid);
+  while (dirs_.size() > kDirHandles && !dir_order_.empty()) {
+    dirs_.erase(dir_order_.front());
+    dir_order_.pop_front();
   }
 }
 

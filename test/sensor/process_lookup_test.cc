@@ -153,6 +153,49 @@ TEST(ProcessLookup, ListingRemembersOnlySocketsAndOnlyWhatItSaw) {
   std::filesystem::remove_all(root);
 }
 
+// A socket found through the directory handle of a described process is that process's:
+// Describe answers from the cache without reading stat again. Once the process has exited,
+// the handle finds nothing, whoever has the pid now.
+TEST(ProcessLookup, SocketFoundThroughTheDescribedProcessesHandleNeedsNoStatRead) {
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    struct stat st {};
+    ::fstat(s, &st);
+    const uint64_t inode = st.st_ino;
+    [[maybe_unused]] auto n = ::write(ready[1], &inode, sizeof inode);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  uint64_t inode = 0;
+  ASSERT_EQ(::read(ready[0], &inode, sizeof inode), static_cast<ssize_t>(sizeof inode));
+  ::close(ready[0]);
+  ProcessLookup lookup;
+  ASSERT_TRUE(lookup.Describe(child));
+  EXPECT_EQ(lookup.FindSocketOwner(inode, ::geteuid()), child);  // a listing, by the handle
+  const auto listed = lookup.Describe(child);
+  ASSERT_TRUE(listed);
+  EXPECT_FALSE(listed->gone);
+  EXPECT_EQ(lookup.counters().held_by_described, 1u);
+  EXPECT_EQ(lookup.FindSocketOwner(inode, ::geteuid()), child);  // one readlink, by the handle
+  ASSERT_TRUE(lookup.Describe(child));
+  EXPECT_EQ(lookup.counters().held_by_described, 2u);
+  // A Describe not right after its socket was found reads stat as before.
+  ASSERT_TRUE(lookup.Describe(child));
+  EXPECT_EQ(lookup.counters().held_by_described, 2u);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_FALSE(lookup.FindSocketOwner(inode, ::geteuid()));
+  const auto gone = lookup.Describe(child);
+  ASSERT_TRUE(gone);
+  EXPECT_TRUE(gone->gone);
+  EXPECT_EQ(lookup.counters().held_by_described, 2u);
+}
+
 TEST(ProcessLookup, DescribesItself) {
   ProcessLookup lookup;
   const auto info = lookup.Describe(::getpid());
