@@ -105,6 +105,9 @@ void Attributor::Wake() {
 
 Attribution Attributor::Lookup(const FlowKey& key, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mutex_);
+  if (const auto it = results_.find(key); it != results_.end() && it->second.done) {
+    return it->second.attribution;  // the common case: resolved before its hit arrived
+  }
   // A request still in the ring shows up as pending within microseconds of the worker
   // waking; give it that long before asking again.
   const auto grace = std::min(deadline, std::chrono::steady_clock::now() + kLateRequestGrace);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <charconv>
 #include <cstring>
 #include <limits>
 
@@ -222,6 +223,22 @@ PacketParseResult ParsePacket(std::span<const uint8_t> packet) noexcept {
 std::string FormatEndpoint(IpFamily family, const std::array<uint8_t, 16>& addr, uint16_t port) {
   char text[INET6_ADDRSTRLEN] = {};
   const bool v4 = family == IpFamily::kV4;
+  if (v4) {
+    // By hand: inet_ntop formats IPv4 through snprintf, once per hit on the packet thread.
+    std::string endpoint;
+    endpoint.reserve(21);
+    for (size_t i = 0; i < 4; ++i) {
+      if (i != 0) endpoint += '.';
+      char digits[4];
+      const auto end = std::to_chars(digits, digits + sizeof digits, addr[i]).ptr;
+      endpoint.append(digits, static_cast<size_t>(end - digits));
+    }
+    char digits[6];
+    const auto end = std::to_chars(digits, digits + sizeof digits, port).ptr;
+    endpoint += ':';
+    endpoint.append(digits, static_cast<size_t>(end - digits));
+    return endpoint;
+  }
   if (inet_ntop(v4 ? AF_INET : AF_INET6, addr.data(), text, sizeof text) == nullptr) {
     return "?";
   }

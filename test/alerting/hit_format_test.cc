@@ -154,6 +154,34 @@ TEST(HitFormat, JsonLineIsByteForByteWhatTheLibraryWrites) {
   EXPECT_EQ(checked, values.size() * 14);
 }
 
+// The plain-text test looks at eight bytes at a time: every byte value at every position of
+// a word, in the middle and at the tail of a longer value, and next to its neighbours.
+TEST(HitFormat, JsonLineEscapesEveryByteAtEveryPositionOfAWord) {
+  for (int c = 0; c < 256; ++c) {
+    for (size_t length : {size_t{8}, size_t{17}}) {
+      for (size_t at = 0; at < length; ++at) {
+        Hit h = SampleHit();
+        h.url.assign(length, 'a');
+        h.url[at] = static_cast<char>(c);
+        h.cmdline = h.url;
+        h.cmdline[length - 1 - at] = static_cast<char>(c ^ 1);
+        ASSERT_EQ(HitJsonLine(h), ReferenceJsonLine(h)) << "byte " << c << " at " << at << " of " << length;
+      }
+    }
+  }
+}
+
+// One hit has one time; a folded hit's first and last differ, and each is written as it is.
+TEST(HitFormat, JsonLineWritesEachTimeOfAFoldedHit) {
+  Hit h = SampleHit();
+  h.first = Hit::Clock::time_point(std::chrono::milliseconds(1764806400123));
+  h.last = h.first;
+  EXPECT_EQ(HitJsonLine(h), ReferenceJsonLine(h));
+  h.last = h.first + std::chrono::seconds(59);
+  EXPECT_EQ(HitJsonLine(h), ReferenceJsonLine(h));
+  EXPECT_NE(HitJsonLine(h).find("\"first\":\"2025-12-04T00:00:00.123Z\""), std::string::npos) << HitJsonLine(h);
+}
+
 TEST(HitFormat, TextLineEscapesHostileBytes) {
   Hit h = SampleHit();
   h.url = "/a\r\n2026-01-01T00:00:00.000Z GET /forged norm=x";

@@ -1,6 +1,8 @@
 #include "sensor/packet.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <deque>
@@ -190,6 +192,22 @@ TEST(ParsePacket, Ipv4Tcp) {
             "169.254.169.254:80");
   EXPECT_EQ(FormatEndpoint(segment.key.family, segment.key.src, segment.key.src_port),
             "10.0.0.2:40000");
+}
+
+// IPv4 endpoints are formatted by hand: the same text as inet_ntop for every octet value.
+TEST(FormatEndpoint, Ipv4IsWhatInetNtopWrites) {
+  for (int octet = 0; octet < 256; ++octet) {
+    std::array<uint8_t, 16> addr{};
+    addr[0] = static_cast<uint8_t>(octet);
+    addr[1] = static_cast<uint8_t>(255 - octet);
+    addr[2] = static_cast<uint8_t>(octet / 10);
+    addr[3] = static_cast<uint8_t>(octet % 100);
+    char text[INET_ADDRSTRLEN];
+    ASSERT_NE(inet_ntop(AF_INET, addr.data(), text, sizeof text), nullptr);
+    for (uint16_t port : {uint16_t{0}, uint16_t{80}, static_cast<uint16_t>(octet * 257), uint16_t{65535}}) {
+      EXPECT_EQ(FormatEndpoint(IpFamily::kV4, addr, port), std::string(text) + ":" + std::to_string(port));
+    }
+  }
 }
 
 TEST(ParsePacket, Ipv4WithIpAndTcpOptions) {
