@@ -109,11 +109,12 @@ class LightDaemon:
     """The daemon in lab.inst with its event log (JSON lines) going to a file, not through
     Python, so reading it costs the benchmark nothing. hit_lines() counts them afterwards."""
 
-    def __init__(self, lab, *args, factory=DEAD_FACTORY, state_dir=None, queue_num=0, wait=True):
+    def __init__(self, lab, *args, factory=DEAD_FACTORY, state_dir=None, queue_num=0, wait=True,
+                 events_dir=None):
         self.lab = lab
         n = time.monotonic_ns()
         self.state_dir = state_dir or os.path.join(lab.tmpdir, f"state-{n}")
-        self.out_path = os.path.join(lab.tmpdir, f"events-{n}.jsonl")
+        self.out_path = os.path.join(events_dir or lab.tmpdir, f"events-{lab.tag}-{n}.jsonl")
         self.err_path = os.path.join(lab.tmpdir, f"daemon-{n}.err")
         self._out = open(self.out_path, "wb")
         self._err = open(self.err_path, "wb")
@@ -152,6 +153,26 @@ class LightDaemon:
         self._out.close()
         self._err.close()
         return code
+
+    def remove_event_log(self):
+        """For an event log outside lab.tmpdir (which the lab removes itself)."""
+        try:
+            os.unlink(self.out_path)
+        except FileNotFoundError:
+            pass
+
+
+def memory_event_dir():
+    """A tmpfs directory for event logs (/dev/shm), or None. At tens of thousands of hits a
+    second the event log is tens of MB/s: on a disk its writeback (kernel threads, not the
+    daemon) takes CPU from the client and server the benchmark measures."""
+    d = "/dev/shm"
+    try:
+        with open("/proc/mounts") as f:
+            tmpfs = any(line.split()[1] == d and line.split()[2] == "tmpfs" for line in f)
+    except OSError:
+        return None
+    return d if tmpfs and os.access(d, os.W_OK) else None
 
 
 def proc_cpu_seconds(pid):

@@ -20,13 +20,19 @@ table: req/s median and spread, ratios, p50/p99, packets queued per request, dae
 seconds per 100k requests (the floor's consumer's too), daemon peak RSS, kernel queue
 counters.
 
-    run_bench.py [--rounds N] [--seconds S] [--quick] [--json FILE]
+    run_bench.py [--rounds N] [--seconds S] [--quick] [--json FILE] [--configs A,B]
+                 [--event-log-dir DIR]
+
+The daemon's event log (one JSON line per request in all-paths mode: tens of MB/s here) goes
+to /dev/shm when that is a tmpfs, as a pipe to a log shipper would take it; on a disk its
+writeback runs in kernel threads and takes CPU from wrk and nginx (--event-log-dir to choose).
 
 --quick (CI): one short round of everything; checks only that it works (requests answered,
 no socket errors, nothing dropped or left waiting, the daemon saw every request). Exit 0 ok,
 1 failed check, 77 skipped (no root / netns / NFQUEUE / wrk / nginx / daemon binary).
 """
 import argparse
+import glob
 import json
 import os
 import re
@@ -52,8 +58,9 @@ FLOOR_OF = {"nfq-apeeper": "floor", "nfq-apeeper-payload": "floor-payload",
 
 
 class Bench:
-    def __init__(self, lab, seconds, console_url):
+    def __init__(self, lab, seconds, console_url, events_dir=None):
         self.lab = lab
+        self.events_dir = events_dir
         self.seconds = seconds
         self.console_url = console_url
         self.samples = []  # dicts: config, workload, round, rps, p50_ms, p99_ms, ...
@@ -69,7 +76,8 @@ class Bench:
         if config.startswith("floor"):
             return lab.start_accept_all(0)
         paths = ["--blacklist", NOMATCH_BLACKLIST] if config.endswith("nomatch") else []
-        return B.LightDaemon(lab, "--fold-window", "60", *paths, factory=self.console_url)
+        return B.LightDaemon(lab, "--fold-window", "60", *paths, factory=self.console_url,
+                             events_dir=self.events_dir)
 
     def run_config(self, config, rnd):
         lab = self.lab
@@ -125,6 +133,7 @@ class Bench:
                 m = re.findall(r"enobufs=(\d+)", daemon.stderr())
                 if m and int(m[-1]):
                     self.problems.append(f"{config} round {rnd}: daemon saw ENOBUFS {m[-1]} times")
+                daemon.remove_event_log()
             elif consumer is not None:
                 lab.stop(consumer)
             if consumer is not None:
@@ -156,7 +165,8 @@ def report(bench, args, started, elapsed):
     out = []
     rounds = max((x["round"] for x in s), default=0)
     out.append(f"nfq-apeeper benchmark, {rounds} round(s) x {bench.seconds} s per workload, interleaved; "
-               f"{started}, {elapsed:.0f} s total; kernel {os.uname().release}, {os.cpu_count()} CPUs")
+               f"{started}, {elapsed:.0f} s total; kernel {os.uname().release}, {os.cpu_count()} CPUs; "
+               f"daemon event log in {bench.events_dir}")
     out.append("")
     out.append("| workload | config | req/s median | min–max | /floor | /baseline | p50 ms | p99 ms "
                "| queued pkts/req | consumer CPU s/100k req | dropped / waiting |")
@@ -202,6 +212,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="CI: 1 round of 1 s each, no timing claims")
     ap.add_argument("--json", help="write the raw samples here")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
+    ap.add_argument("--event-log-dir", default=None,
+                    help="where the daemon's event log goes (default: /dev/shm when it is a tmpfs, "
+                         "else the lab's scratch directory on disk)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.seconds = 1, 1
@@ -222,7 +235,9 @@ def main():
         lab.run(lab.imds, ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])
         B.start_nginx(lab)
         _, console_url = B.start_console(lab, "ok")
-        bench = Bench(lab, args.seconds, console_url)
+        events_dir = args.event_log_dir or B.memory_event_dir() or lab.tmpdir
+        print(f"daemon event log (one JSON line per request) in {events_dir}", flush=True)
+        bench = Bench(lab, args.seconds, console_url, events_dir)
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         t0 = time.time()
         for rnd in range(1, args.rounds + 1):
@@ -243,6 +258,8 @@ def main():
               "waiting, the daemon reported every request (nomatch: parsed every request, reported none)")
         return 0
     finally:
+        for leftover in glob.glob(os.path.join(B.memory_event_dir() or lab.tmpdir, f"events-{lab.tag}-*")):
+            os.unlink(leftover)
         lab.close()
 
 
