@@ -23,6 +23,8 @@ std::string HitQueryString(const Hit& hit);
 // One JSON object, no trailing newline: the hit's fields plus time, queue, hook (and host,
 // user_agent when known). Invalid UTF-8 is replaced by U+FFFD; control characters escaped.
 std::string HitJsonLine(const Hit& hit);
+// The same line appended to *out (no newline), with no string of its own in between.
+void AppendHitJsonLine(const Hit& hit, std::string* out);
 
 // "time method url norm=.. src=.. imds=.. uid=.. pid=.. owner=.. count=.. flags=.. hook=..
 // cmdline=".."", no trailing newline. Control, non-ASCII, space, '"' and '\' bytes in values

@@ -26,7 +26,11 @@ StdoutSink::StdoutSink(LogFormat format, int fd) : format_(format), fd_(fd) {}
 StdoutSink::~StdoutSink() { Flush(); }
 
 void StdoutSink::Publish(const Hit& hit) {
-  buffered_ += format_ == LogFormat::kJson ? HitJsonLine(hit) : HitTextLine(hit);
+  if (format_ == LogFormat::kJson) {
+    AppendHitJsonLine(hit, &buffered_);
+  } else {
+    buffered_ += HitTextLine(hit);
+  }
   buffered_.push_back('\n');
   ++buffered_lines_;
   if (buffered_.size() >= kMaxBuffered) Flush();

@@ -104,9 +104,23 @@ void Attributor::Wake() {
 }
 
 Attribution Attributor::Lookup(const FlowKey& key, std::chrono::steady_clock::time_point deadline) {
+  Attribution found;
+  const AttributionStatus status =
+      LookupWith(key, deadline, [&found](const Attribution& attribution) { found = attribution; });
+  if (status != AttributionStatus::kResolved) found = Attribution{status, {}};
+  return found;
+}
+
+AttributionStatus Attributor::LookupWith(const FlowKey& key,
+                                         std::chrono::steady_clock::time_point deadline,
+                                         FunctionRef<void(const Attribution&)> use) {
+  auto answer = [&use](const Attribution& attribution) {
+    if (attribution.status == AttributionStatus::kResolved) use(attribution);
+    return attribution.status;
+  };
   std::unique_lock lock(mutex_);
   if (const auto it = results_.find(key); it != results_.end() && it->second.done) {
-    return it->second.attribution;  // the common case: resolved before its hit arrived
+    return answer(it->second.attribution);  // the common case: resolved before its hit arrived
   }
   // A request still in the ring shows up as pending within microseconds of the worker
   // waking; give it that long before asking again.
@@ -127,10 +141,10 @@ Attribution Attributor::Lookup(const FlowKey& key, std::chrono::steady_clock::ti
     return (it != results_.end() && it->second.done) || stop_.load(std::memory_order_acquire);
   });
   if (const auto it = results_.find(key); answered && it != results_.end() && it->second.done) {
-    return it->second.attribution;
+    return answer(it->second.attribution);
   }
   timeouts_.fetch_add(1, std::memory_order_relaxed);
-  return Attribution{AttributionStatus::kTimeout, {}};
+  return AttributionStatus::kTimeout;
 }
 
 AttributorCounters Attributor::counters() const {

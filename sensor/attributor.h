@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sensor/function_ref.h"
 #include "sensor/packet.h"
 #include "sensor/process_lookup.h"
 #include "sensor/spsc_ring.h"
@@ -86,6 +87,10 @@ class Attributor {
   // Alert thread. The result for key, waiting until deadline while it is being resolved.
   // A key never requested is requested here (a flow the daemon joined mid-stream).
   Attribution Lookup(const FlowKey& key, std::chrono::steady_clock::time_point deadline);
+  // The same without a copy: a resolved result is handed to `use`, under the table's lock
+  // (keep it short: copy what is needed); returns the status (kResolved: `use` was called).
+  AttributionStatus LookupWith(const FlowKey& key, std::chrono::steady_clock::time_point deadline,
+                               FunctionRef<void(const Attribution&)> use);
 
   AttributorCounters counters() const;
   // Stops and joins the worker; later Lookups answer from what was resolved.

@@ -156,9 +156,18 @@ ContainerInfo ParseCgroup(std::string_view text) {
   return best;
 }
 
+void FormatContainerIdTo(const ContainerInfo& info, std::string* out) {
+  out->clear();
+  if (info.id.empty()) return;
+  out->append(ContainerRuntimeName(info.runtime));
+  out->append("://");
+  out->append(info.id);
+}
+
 std::string FormatContainerId(const ContainerInfo& info) {
-  if (info.id.empty()) return {};
-  return std::string(ContainerRuntimeName(info.runtime)) + "://" + info.id;
+  std::string out;
+  FormatContainerIdTo(info, &out);
+  return out;
 }
 
 }  // namespace nfq::sensor

@@ -36,5 +36,7 @@ ContainerInfo ParseCgroup(std::string_view cgroup_text);
 // "<runtime>://<id>" as Kubernetes writes containerID ("docker://3f2a...", full id), or ""
 // when not in a container.
 std::string FormatContainerId(const ContainerInfo& info);
+// The same into *out (replacing what it held; its capacity is reused).
+void FormatContainerIdTo(const ContainerInfo& info, std::string* out);
 
 }  // namespace nfq::sensor

@@ -214,28 +214,29 @@ constexpr auto kHousekeeping = std::chrono::milliseconds(50);
 
 // Completes a hit with who sent it: the local process for locally sent traffic, the input
 // interface for forwarded traffic. Alert thread only (may wait up to kAttributionWait).
-void Attribute(InspectorEvent& event, Attributor* attributor, ContainerAddressMap* addresses) {
-  alerting::Hit& hit = event.hit;
+void Attribute(const InspectorEvent& event, alerting::Hit* hit, Attributor* attributor,
+               ContainerAddressMap* addresses) {
   if (event.hook != NF_INET_LOCAL_OUT) {
     // Forwarded: no local process. The interface, and the container the runtimes' state
     // files give the source address to.
     char name[IF_NAMESIZE] = {};
-    if (event.indev != 0 && if_indextoname(event.indev, name) != nullptr) hit.iface = name;
-    if (addresses != nullptr) hit.container = addresses->Find(alerting::Folder::AddressWithoutPort(hit.src));
+    if (event.indev != 0 && if_indextoname(event.indev, name) != nullptr) hit->iface = name;
+    if (addresses != nullptr) hit->container = addresses->Find(alerting::Folder::AddressWithoutPort(hit->src));
     return;
   }
   if (attributor == nullptr) return;
-  Attribution found = attributor->Lookup(event.key, event.seen + kAttributionWait);
-  if (found.status != AttributionStatus::kResolved) return;
-  ProcessInfo& p = found.process;
-  hit.pid = p.pid;
-  hit.owner = std::move(p.owner);
-  hit.cmdline = std::move(p.cmdline);
-  hit.exe = std::move(p.exe);
-  hit.ancestors = std::move(p.ancestors);
-  hit.container = FormatContainerId(p.container);
-  hit.pod = std::move(p.container.pod_uid);
-  if (p.gone) hit.flags += hit.flags.empty() ? "process_gone" : ",process_gone";
+  // Copied straight from the attribution table into the (reused) hit: no copy in between.
+  attributor->LookupWith(event.key, event.seen + kAttributionWait, [hit](const Attribution& found) {
+    const ProcessInfo& p = found.process;
+    hit->pid = p.pid;
+    hit->owner = p.owner;
+    hit->cmdline = p.cmdline;
+    hit->exe = p.exe;
+    hit->ancestors = p.ancestors;
+    FormatContainerIdTo(p.container, &hit->container);
+    hit->pod = p.container.pod_uid;
+    if (p.gone) hit->flags += hit->flags.empty() ? "process_gone" : ",process_gone";
+  });
 }
 
 // Moves hits from the packet thread's ring to the sinks. Wakes on the doorbell the packet
@@ -272,8 +273,9 @@ class AlertThread {
     size_t drained = 0;
     auto flushed = std::chrono::steady_clock::now();
     while (auto event = ring_->TryPop()) {
-      Attribute(*event, attributor_, container_addresses_);
-      sinks_->Publish(event->hit);
+      FillHit(*event, &hit_);
+      Attribute(*event, &hit_, attributor_, container_addresses_);
+      sinks_->Publish(hit_);
       ++drained;
       // A batch can last (each hit may wait for attribution): its lines go out as it goes.
       // The clock is read every few hits, not for each.
@@ -317,6 +319,7 @@ class AlertThread {
   }
 
   Inspector::EventRing* ring_;
+  alerting::Hit hit_;  // reused for every hit: its strings keep their capacity
   SinkSet* sinks_;
   Doorbell* doorbell_;
   Attributor* attributor_;

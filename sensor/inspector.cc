@@ -405,25 +405,53 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
     return;
   }
   ++counters_.hits;
-  alerting::Hit hit;
-  hit.url = RedactUserinfo(request.target);  // "GET http://user:pw@host/..." carries secrets
-  hit.norm = std::move(resolved.path);
-  hit.method = request.method;
-  const bool token_put = request.method == "PUT" && hit.norm == "/latest/api/token";
-  hit.imds = (request.has_imds_token || request.has_token_ttl || token_put) ? "v2" : "v1";
-  hit.src = FormatEndpoint(flow.key.family, flow.key.src, flow.key.src_port);
+  InspectorEvent event;
+  event.url = RedactUserinfo(request.target);  // "GET http://user:pw@host/..." carries secrets
+  event.norm = std::move(resolved.path);
+  event.method = request.method;
+  const bool token_put = request.method == "PUT" && event.norm == "/latest/api/token";
+  event.imds_v2 = request.has_imds_token || request.has_token_ttl || token_put;
+  event.key = flow.key;
   if (flow.has_uid) {
-    hit.uid = flow.uid;
-    hit.gid = flow.gid;
+    event.uid = flow.uid;
+    event.gid = flow.gid;
   }
-  hit.first = hit.last = alerting::Hit::Clock::now();
-  hit.flags = JoinFlags(flags, resolved.flags);
-  hit.queue = config_.queue_num;
-  hit.hook = HookName(flow.hook);
-  hit.host = request.host;
-  hit.user_agent = request.user_agent;
-  Publish(InspectorEvent{std::move(hit), flow.key, flow.hook, flow.indev,
-                         std::chrono::steady_clock::now()});
+  event.first = event.last = alerting::Hit::Clock::now();
+  event.flags = JoinFlags(flags, resolved.flags);
+  event.queue = config_.queue_num;
+  event.hook = flow.hook;
+  event.indev = flow.indev;
+  event.host = request.host;
+  event.user_agent = request.user_agent;
+  event.seen = std::chrono::steady_clock::now();
+  Publish(std::move(event));
+}
+
+void FillHit(const InspectorEvent& event, alerting::Hit* hit) {
+  // Every field of alerting::Hit is set here: a reused Hit keeps nothing of the one before.
+  hit->url = event.url;
+  hit->norm = event.norm;
+  hit->method = event.method;
+  hit->imds = event.imds_v2 ? "v2" : "v1";
+  FormatEndpointTo(event.key.family, event.key.src, event.key.src_port, &hit->src);
+  hit->uid = event.uid;
+  hit->gid = event.gid;
+  hit->pid = -1;
+  hit->owner.clear();
+  hit->cmdline.clear();
+  hit->exe.clear();
+  hit->ancestors.clear();
+  hit->container.clear();
+  hit->pod.clear();
+  hit->iface.clear();
+  hit->count = event.count;
+  hit->first = event.first;
+  hit->last = event.last;
+  hit->flags = event.flags;
+  hit->queue = event.queue;
+  hit->hook = HookName(event.hook);
+  hit->host = event.host;
+  hit->user_agent = event.user_agent;
 }
 
 void Inspector::Publish(InspectorEvent&& event) {
@@ -435,16 +463,16 @@ void Inspector::Publish(InspectorEvent&& event) {
   if (overflow_count_ == 0) {
     overflow_ = std::move(event);  // the first dropped hit stands for all of them
   } else {
-    overflow_.hit.last = event.hit.last;
+    overflow_.last = event.last;
   }
-  overflow_count_ += event.hit.count;
+  overflow_count_ += event.count;
 }
 
 void Inspector::FlushOverflow() {
   if (overflow_count_ == 0) return;
   InspectorEvent summary = overflow_;
-  summary.hit.count = overflow_count_;
-  summary.hit.flags += summary.hit.flags.empty() ? "queue_overflow" : ",queue_overflow";
+  summary.count = overflow_count_;
+  summary.flags += summary.flags.empty() ? "queue_overflow" : ",queue_overflow";
   if (events_->TryPush(std::move(summary))) {
     ++counters_.overflow_summaries;
     overflow_count_ = 0;

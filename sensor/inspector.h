@@ -25,14 +25,33 @@ struct QueuedPacket;
 struct HttpRequest;
 class Attributor;
 
-// A hit with what the alert thread needs to complete it (attribution, interface name).
+// What the packet thread knows of a hit. The alert thread makes the alerting::Hit of it
+// (FillHit) and completes it (attribution, interface name): the ring between them carries
+// under half of a Hit's bytes, and the packet thread formats nothing.
 struct InspectorEvent {
-  alerting::Hit hit;
+  std::string url;  // as sent, URL credentials redacted
+  std::string norm;
+  std::string method;
+  std::string flags;
+  std::string host;
+  std::string user_agent;
   FlowKey key;
-  uint8_t hook = 0;    // NF_INET_*
-  uint32_t indev = 0;  // input interface index, 0 for locally generated traffic
+  int64_t uid = -1;  // socket owner; -1 when the kernel gave none
+  int64_t gid = -1;
+  uint64_t count = 1;
+  alerting::Hit::Clock::time_point first{};
+  alerting::Hit::Clock::time_point last{};
   std::chrono::steady_clock::time_point seen{};  // when the packet thread made the hit
+  uint32_t indev = 0;  // input interface index, 0 for locally generated traffic
+  uint16_t queue = 0;
+  uint8_t hook = 0;  // NF_INET_*
+  bool imds_v2 = false;
 };
+
+// Sets every field of *hit from event; attribution fields (pid, owner, cmdline, exe,
+// ancestors, container, pod, iface) are cleared for the alert thread to fill. *hit may hold
+// an earlier hit: its strings keep their capacity, so a reused Hit costs no allocation.
+void FillHit(const InspectorEvent& event, alerting::Hit* hit);
 
 struct InspectorCounters {
   uint64_t packets = 0;

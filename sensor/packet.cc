@@ -220,35 +220,37 @@ PacketParseResult ParsePacket(std::span<const uint8_t> packet) noexcept {
   }
 }
 
-std::string FormatEndpoint(IpFamily family, const std::array<uint8_t, 16>& addr, uint16_t port) {
-  char text[INET6_ADDRSTRLEN] = {};
-  const bool v4 = family == IpFamily::kV4;
-  if (v4) {
-    // By hand: inet_ntop formats IPv4 through snprintf, once per hit on the packet thread.
-    std::string endpoint;
-    endpoint.reserve(21);
+void FormatEndpointTo(IpFamily family, const std::array<uint8_t, 16>& addr, uint16_t port,
+                      std::string* out) {
+  out->clear();
+  auto append_number = [out](unsigned value) {
+    char digits[8];
+    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    out->append(digits, static_cast<size_t>(end - digits));
+  };
+  if (family == IpFamily::kV4) {
+    // By hand: inet_ntop formats IPv4 through snprintf, once per hit.
     for (size_t i = 0; i < 4; ++i) {
-      if (i != 0) endpoint += '.';
-      char digits[4];
-      const auto end = std::to_chars(digits, digits + sizeof digits, addr[i]).ptr;
-      endpoint.append(digits, static_cast<size_t>(end - digits));
+      if (i != 0) out->push_back('.');
+      append_number(addr[i]);
     }
-    char digits[6];
-    const auto end = std::to_chars(digits, digits + sizeof digits, port).ptr;
-    endpoint += ':';
-    endpoint.append(digits, static_cast<size_t>(end - digits));
-    return endpoint;
+  } else {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (inet_ntop(AF_INET6, addr.data(), text, sizeof text) == nullptr) {
+      out->push_back('?');  // cleared above
+      return;
+    }
+    out->push_back('[');
+    out->append(text);
+    out->push_back(']');
   }
-  if (inet_ntop(v4 ? AF_INET : AF_INET6, addr.data(), text, sizeof text) == nullptr) {
-    return "?";
-  }
+  out->push_back(':');
+  append_number(port);
+}
+
+std::string FormatEndpoint(IpFamily family, const std::array<uint8_t, 16>& addr, uint16_t port) {
   std::string endpoint;
-  endpoint.reserve(sizeof text + 8);
-  if (!v4) endpoint += '[';
-  endpoint += text;
-  if (!v4) endpoint += ']';
-  endpoint += ':';
-  endpoint += std::to_string(port);
+  FormatEndpointTo(family, addr, port, &endpoint);
   return endpoint;
 }
 

@@ -72,5 +72,8 @@ PacketParseResult ParsePacket(std::span<const uint8_t> packet) noexcept;
 
 // "169.254.169.254:80" or "[fd00:ec2::254]:80".
 std::string FormatEndpoint(IpFamily family, const std::array<uint8_t, 16>& addr, uint16_t port);
+// The same into *out (replacing what it held; its capacity is reused).
+void FormatEndpointTo(IpFamily family, const std::array<uint8_t, 16>& addr, uint16_t port,
+                      std::string* out);
 
 }  // namespace nfq::sensor

@@ -71,7 +71,7 @@ struct Fixture {
   }
   void Drain() {
     while (auto hit = events.TryPop()) {
-      benchmark::DoNotOptimize(hit->hit.url.data());
+      benchmark::DoNotOptimize(hit->url.data());
       ++drained;
     }
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "alerting/hit_format.h"
 #include "rules/path_filter.h"
 #include "sensor/nfqueue.h"
 #include "test/sensor/test_packets.h"
@@ -91,7 +92,11 @@ class InspectorTest : public ::testing::Test {
 
   std::vector<alerting::Hit> Drain() {
     std::vector<alerting::Hit> hits;
-    while (auto event = events_.TryPop()) hits.push_back(std::move(event->hit));
+    while (auto event = events_.TryPop()) {
+      alerting::Hit hit;
+      FillHit(*event, &hit);
+      hits.push_back(std::move(hit));
+    }
     return hits;
   }
 
@@ -877,6 +882,37 @@ TEST_F(EvasionTest, OutOfWindowCloseIsIgnored) {
   Send(close, "");
   EXPECT_EQ(inspector_.counters().flows_closed, 1u);
   EXPECT_EQ(inspector_.flow_count(), 0u);
+}
+
+// The alert thread reuses one Hit for every event: nothing of the hit before may survive.
+TEST(FillHit, LeavesNothingOfTheHitBefore) {
+  InspectorEvent event;
+  event.url = "/latest/meta-data/?a";
+  event.norm = "/latest/meta-data/";
+  event.method = "GET";
+  event.host = "169.254.169.254";
+  event.key.family = IpFamily::kV6;
+  event.key.src[0] = 0xfd;
+  event.key.src_port = 40000;
+  event.first = event.last = alerting::Hit::Clock::time_point(std::chrono::seconds(1764806400));
+  event.hook = NF_INET_LOCAL_OUT;
+  alerting::Hit fresh;
+  FillHit(event, &fresh);
+  EXPECT_EQ(fresh.src, "[fd00::]:40000");
+  EXPECT_EQ(fresh.imds, "v1");
+  EXPECT_EQ(fresh.hook, "output");
+  alerting::Hit reused;
+  for (std::string* field : {&reused.url, &reused.norm, &reused.method, &reused.imds, &reused.src, &reused.owner,
+                             &reused.cmdline, &reused.exe, &reused.ancestors, &reused.container, &reused.pod,
+                             &reused.iface, &reused.flags, &reused.hook, &reused.host, &reused.user_agent}) {
+    field->assign(100, 'x');
+  }
+  reused.uid = reused.gid = reused.pid = 7;
+  reused.count = 9;
+  reused.queue = 3;
+  reused.first = reused.last = alerting::Hit::Clock::now();
+  FillHit(event, &reused);
+  EXPECT_EQ(alerting::HitJsonLine(reused), alerting::HitJsonLine(fresh));
 }
 
 }  // namespace
