@@ -1,6 +1,7 @@
 #include "alerting/fold.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "alerting/hit_format.h"
 
@@ -20,22 +21,40 @@ std::string Folder::AddressWithoutPort(const std::string& src) {
 }
 
 std::string Folder::CallerIdentity(const Hit& hit) {
+  std::string out;
+  CallerIdentityTo(hit, &out);
+  return out;
+}
+
+void Folder::CallerIdentityTo(const Hit& hit, std::string* out) {
   // Local traffic: the program, the user and the container, never the pid (300 short-lived
   // curls of one user are one caller) and never the port. Forwarded traffic has no local
   // process: the source address and the interface it came in on are the caller.
+  out->clear();
+  auto append_uid = [out, &hit] {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, hit.uid).ptr;
+    out->append(digits, static_cast<size_t>(end - digits));
+  };
   if (hit.hook == "output") {
     if (!hit.exe.empty()) {
-      return "exe=" + hit.exe + "|uid=" + std::to_string(hit.uid) + "|ctr=" + hit.container;
+      out->append("exe=").append(hit.exe).append("|uid=");
+      append_uid();
+      out->append("|ctr=").append(hit.container);
+      return;
     }
-    return "uid=" + std::to_string(hit.uid) + "|unattributed";
+    out->append("uid=");
+    append_uid();
+    out->append("|unattributed");
+    return;
   }
-  return "src=" + AddressWithoutPort(hit.src) + "|iface=" + hit.iface;
+  out->append("src=").append(AddressWithoutPort(hit.src)).append("|iface=").append(hit.iface);
 }
 
 std::optional<Hit> Folder::Offer(const Hit& hit, SteadyTime now) {
   if (window_.count() <= 0) return hit;
-  Key key{CallerIdentity(hit), hit.method, hit.norm, hit.imds};
-  auto it = table_.find(key);
+  CallerIdentityTo(hit, &caller_);
+  auto it = table_.find(KeyView{caller_, hit.method, hit.norm, hit.imds});
   if (it != table_.end() && now >= it->second.closes) {
     // Closed but not yet expired: Expire would emit it; keep counts exact by letting the
     // caller see the new hit as the first of a fresh window after the old one is emitted.
@@ -45,7 +64,7 @@ std::optional<Hit> Folder::Offer(const Hit& hit, SteadyTime now) {
     if (table_.size() >= max_keys_) return hit;
     Window w{now + window_, hit};
     w.pending.count = 0;
-    table_.emplace(std::move(key), std::move(w));
+    table_.emplace(Key{caller_, hit.method, hit.norm, hit.imds}, std::move(w));
     return hit;
   }
   Hit& p = it->second.pending;
@@ -63,7 +82,7 @@ std::optional<Hit> Folder::Offer(const Hit& hit, SteadyTime now) {
     p.pid = hit.pid;
     p.owner = hit.owner;
     p.cmdline = hit.cmdline;
-    p.flags = MergeFlags(p.flags, hit.flags);
+    if (!hit.flags.empty() && hit.flags != p.flags) p.flags = MergeFlags(p.flags, hit.flags);
   }
   folded_ += hit.count;
   return std::nullopt;

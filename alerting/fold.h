@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -45,6 +46,8 @@ class Folder {
   // Executable, uid and container for local traffic (hook "output"); uid alone when the
   // process was not found; source address and interface for forwarded traffic. Never a pid.
   static std::string CallerIdentity(const Hit& hit);
+  // The same into *out (replacing what it held; its capacity is reused).
+  static void CallerIdentityTo(const Hit& hit, std::string* out);
 
  private:
   struct Window {
@@ -52,10 +55,13 @@ class Folder {
     Hit pending;  // count 0 until a second hit arrives
   };
   using Key = std::tuple<std::string, std::string, std::string, std::string>;  // + imds
+  // Found without copying the hit's strings into a Key (std::less<> compares the two).
+  using KeyView = std::tuple<std::string_view, std::string_view, std::string_view, std::string_view>;
 
   std::chrono::milliseconds window_;
   size_t max_keys_;
-  std::map<Key, Window> table_;
+  std::map<Key, Window, std::less<>> table_;
+  std::string caller_;  // Offer's scratch for the caller identity
   uint64_t folded_ = 0;
 };
 

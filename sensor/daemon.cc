@@ -243,7 +243,10 @@ void Attribute(const InspectorEvent& event, alerting::Hit* hit, Attributor* attr
 // thread rings after pushing, and at least every 100 ms so sinks can run their timers.
 // While hits keep coming it drains every kCoalesce instead of waking for each batch: at
 // tens of thousands of requests a second, a wake-up per packet cost more CPU (context
-// switches on both threads) than everything the hits themselves need.
+// switches on both threads) than everything the hits themselves need. 10 ms rather than 2:
+// on 2 vCPUs each wake-up preempts the client or the server (keep-alive, all paths, wrk and
+// nginx pinned: 63.0k req/s at 2 ms, 66.2k at 10 ms, 4 rounds each); the ring holds 4096
+// hits, 10 ms of 400k hits a second, and a hit reaches the console well within a second.
 class AlertThread {
  public:
   AlertThread(Inspector::EventRing* ring, SinkSet* sinks, Doorbell* doorbell, Attributor* attributor,
@@ -266,7 +269,7 @@ class AlertThread {
   }
 
  private:
-  static constexpr std::chrono::milliseconds kCoalesce{2};
+  static constexpr std::chrono::milliseconds kCoalesce{10};
   static constexpr std::chrono::milliseconds kMaxLineDelay{100};
 
   size_t Drain() {
