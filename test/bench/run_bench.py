@@ -65,6 +65,7 @@ class Bench:
         self.console_url = console_url
         self.samples = []  # dicts: config, workload, round, rps, p50_ms, p99_ms, ...
         self.rss = {}  # config -> max VmHWM KiB
+        self.per_read = {}  # config -> [packets per queue read, one per round (all workloads)]
         self.problems = []
 
     def _setup(self, config):
@@ -119,6 +120,8 @@ class Bench:
                 hits = daemon.hit_lines()
                 last = [l for l in daemon.stderr().splitlines() if "counters:" in l][-1:]
                 got = dict(re.findall(r"([\w.]+)=(\d+)", last[0])) if last else {}
+                if int(got.get("reads", 0)):
+                    self.per_read.setdefault(config, []).append(int(got["packets"]) / int(got["reads"]))
                 keys = ("requests", "hits", "events_dropped", "holes", "flows_evicted", "enobufs",
                         "retransmitted_bytes", "published", "spooled", "spool_write_errors")
                 detail = " ".join(f"{k}={got.get(k)}" for k in keys)
@@ -202,6 +205,13 @@ def report(bench, args, started, elapsed):
                "left waiting after a run.")
     for c, kib in sorted(bench.rss.items()):
         out.append(f"Daemon peak RSS (VmHWM, max over rounds), {c}: {kib / 1024:.1f} MiB")
+    for c, values in sorted(bench.per_read.items()):
+        out.append(f"Daemon packets per queue read (its counters; median over rounds, all workloads), {c}: "
+                   f"{_med(values):.2f}")
+    if args.quick:
+        out.append("")
+        out.append("QUICK MODE: one 1-second sample per cell. The checks above are what it is for; "
+                   "its rates and ratios are not measurements.")
     return "\n".join(out)
 
 

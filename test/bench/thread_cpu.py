@@ -2,9 +2,12 @@
 """CPU per request of each daemon thread under keep-alive load, in the namespace lab.
 
 nginx stands in for the metadata service; default payload-only rules; the daemon with
---fold-window 60 and alerts to test/bench/tiny_console.py; `wrk -t2 -c8` for 6 s. Prints each
-thread's CPU seconds (utime + stime from /proc/<pid>/task/*/stat) and microseconds per
-request served. Needs root. Extra arguments go to the daemon. NFQ_BENCH_CLOSE=1: a new
+--fold-window 60 (all paths unless options say otherwise), alerts to
+test/bench/tiny_console.py, its event log in /dev/shm (tmpfs) when there is one, as in
+run_bench.py; `wrk -t2 -c8` for 6 s. Prints each thread's CPU seconds (utime + stime from
+/proc/<pid>/task/*/stat) and microseconds per request served. Threads: nfq-apeeper (the
+packet thread: queue reads, parsing, verdicts), nfq-alerts (event lines, folding),
+nfq-attribute (process lookup), nfq-console (delivery). Needs root. Extra arguments go to the daemon. NFQ_BENCH_CLOSE=1: a new
 connection per request (wrk -H 'Connection: close') instead of keep-alive.
 
   [NFQ_BENCH_CLOSE=1] python3 test/bench/thread_cpu.py [daemon options]
@@ -35,7 +38,8 @@ def main():
         B.start_nginx(lab)
         _, console_url = B.start_console(lab, "ok")
         lab.rules("install")
-        daemon = B.LightDaemon(lab, "--fold-window", "60", *sys.argv[1:], factory=console_url)
+        daemon = B.LightDaemon(lab, "--fold-window", "60", *sys.argv[1:], factory=console_url,
+                               events_dir=B.memory_event_dir())
         time.sleep(1)
         before, served0 = thread_ticks(daemon.pid), B.nginx_requests(lab)
         close = ["-H", "Connection: close"] if os.environ.get("NFQ_BENCH_CLOSE") else []
@@ -53,6 +57,7 @@ def main():
         rate = [line.strip() for line in r.stdout.splitlines() if "Requests/sec" in line]
         print(f"requests served: {served}; {rate[0] if rate else ''}")
         daemon.stop()
+        daemon.remove_event_log()
     finally:
         lab.close()
 
