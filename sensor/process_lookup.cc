@@ -267,11 +267,26 @@ bool ProcessLookup::HoldsAt(int32_t pid, int fd, uint64_t inode) {
   return SocketInodeAt(AT_FDCWD, path.c_str()) == inode;
 }
 
+void ProcessLookup::DropDir(int32_t pid) {
+  if (dirs_.erase(pid) != 0) dir_order_.remove(pid);
+}
+
 bool ProcessLookup::ListedHolds(int32_t pid, uint64_t inode) {
-  const int dir = DirOf(pid);
-  const std::string path = root_ + "/" + std::to_string(pid) + "/fd";
-  alerting::UniqueFd fds(dir >= 0 ? ::openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                                  : ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  int dir = DirOf(pid);
+  alerting::UniqueFd fds;
+  if (dir >= 0) {
+    fds.reset(::openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fds) {
+      // The described process has exited. Its pid may belong to another process by now,
+      // which only the path finds: the handle goes.
+      DropDir(pid);
+      dir = -1;
+    }
+  }
+  if (!fds) {
+    const std::string path = root_ + "/" + std::to_string(pid) + "/fd";
+    fds.reset(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
   if (!fds) return false;
   DIR* entries = ::fdopendir(fds.get());
   if (entries == nullptr) return false;
@@ -361,6 +376,7 @@ std::optional<ProcessInfo> ProcessLookup::Describe(int32_t pid) {
   if (cached != processes_.end()) {
     if (!stat || stat->state == 'Z') {
       cached->second.gone = true;
+      DropDir(pid);
       ++counters_.describe_cache_hits;
       return cached->second;
     }

@@ -97,6 +97,7 @@ class ProcessLookup {
   void RememberProcess(const ProcessInfo& info, alerting::UniqueFd dir);
   // The directory handle of a described pid, or -1.
   int DirOf(int32_t pid) const;
+  void DropDir(int32_t pid);
 
   std::string root_;
   size_t cache_cap_;

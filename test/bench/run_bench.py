@@ -238,6 +238,7 @@ def main():
 
     lab = lablib.Lab()
     lab.start()
+    events_dir = None
     try:
         # Short-lived connections: a wide port range (the server closes first, so TIME_WAIT
         # piles up in imds, not here).
@@ -268,7 +269,7 @@ def main():
               "waiting, the daemon reported every request (nomatch: parsed every request, reported none)")
         return 0
     finally:
-        for leftover in glob.glob(os.path.join(B.memory_event_dir() or lab.tmpdir, f"events-{lab.tag}-*")):
+        for leftover in glob.glob(os.path.join(events_dir, f"events-{lab.tag}-*")) if events_dir else []:
             os.unlink(leftover)
         lab.close()
 

@@ -3,14 +3,17 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/sched.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -194,6 +197,85 @@ TEST(ProcessLookup, SocketFoundThroughTheDescribedProcessesHandleNeedsNoStatRead
   ASSERT_TRUE(gone);
   EXPECT_TRUE(gone->gone);
   EXPECT_EQ(lookup.counters().held_by_described, 2u);
+}
+
+void WriteFakeFile(const std::filesystem::path& p, const std::string& s) { std::ofstream(p) << s; }
+
+void MakeFakeProcess(const std::filesystem::path& dir, uint64_t start, uint64_t sock) {
+  std::filesystem::create_directories(dir / "fd");
+  WriteFakeFile(dir / "stat", "4711 (curl) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 " +
+                              std::to_string(start) + " 0 0\n");
+  WriteFakeFile(dir / "status", "Name:\tcurl\nUid:\t0\t0\t0\t0\n");
+  WriteFakeFile(dir / "cmdline", std::string("curl\0x", 6));
+  std::filesystem::create_symlink("socket:[" + std::to_string(sock) + "]", dir / "fd/3");
+}
+
+// The handle of a described process that exited must not hide the next process with its pid.
+// Fake /proc: pid 4711 is described (handle kept), exits, and a new process gets pid 4711.
+TEST(ProcessLookup, FakeProcReusedPidIsFoundPastTheExitedProcessesHandle) {
+  const auto root = std::filesystem::temp_directory_path() / ("nfq-proc-reuse-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  MakeFakeProcess(root / "4711", 100, 500);
+  ProcessLookup lookup(root.string());
+  ASSERT_EQ(lookup.FindSocketOwner(500, 0), 4711);
+  ASSERT_TRUE(lookup.Describe(4711));
+  // The process exits; pid 4711 is reused by another process holding socket 900.
+  std::filesystem::remove_all(root / "4711");
+  MakeFakeProcess(root / "4711", 200, 900);
+  EXPECT_EQ(lookup.FindSocketOwner(900, 0), 4711) ;
+  EXPECT_EQ(lookup.FindSocketOwner(900, -1), 4711) ;
+  std::filesystem::remove_all(root);
+}
+
+pid_t CloneWithPid(pid_t want) {
+  clone_args args{};
+  args.exit_signal = SIGCHLD;
+  args.set_tid = want > 0 ? reinterpret_cast<uint64_t>(&want) : 0;
+  args.set_tid_size = want > 0 ? 1 : 0;
+  return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+}
+
+// Child: opens a socket, sends its inode, waits to be killed.
+pid_t SpawnSocketHolder(pid_t want, uint64_t* inode) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return -1;
+  const pid_t child = CloneWithPid(want);
+  if (child == 0) {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    struct stat st {};
+    ::fstat(s, &st);
+    const uint64_t ino = st.st_ino;
+    [[maybe_unused]] auto n = ::write(ready[1], &ino, sizeof ino);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  if (child > 0 && ::read(ready[0], inode, sizeof *inode) != sizeof *inode) return -1;
+  ::close(ready[0]);
+  return child;
+}
+
+// Real kernel: clone3(set_tid) reuses the pid of a described, reaped process (root only).
+TEST(ProcessLookup, ReusedPidIsFoundPastTheExitedProcessesHandle) {
+  if (::geteuid() != 0) GTEST_SKIP() << "clone3 set_tid needs CAP_SYS_ADMIN";
+  uint64_t first_inode = 0, second_inode = 0;
+  const pid_t first = SpawnSocketHolder(0, &first_inode);
+  ASSERT_GT(first, 0);
+  ProcessLookup lookup;
+  ASSERT_EQ(lookup.FindSocketOwner(first_inode, ::geteuid()), first);
+  ASSERT_TRUE(lookup.Describe(first));
+  ::kill(first, SIGKILL);
+  ::waitpid(first, nullptr, 0);
+  const pid_t second = SpawnSocketHolder(first, &second_inode);
+  if (second < 0 && errno == EEXIST) GTEST_SKIP() << "pid taken meanwhile";
+  ASSERT_EQ(second, first) << "clone3 set_tid: " << strerror(errno);
+  const auto owner = lookup.FindSocketOwner(second_inode, ::geteuid());
+  EXPECT_TRUE(owner.has_value()) << "the live process holding the socket is not found";
+  if (owner) {
+    EXPECT_EQ(*owner, second);
+  }
+  ::kill(second, SIGKILL);
+  ::waitpid(second, nullptr, 0);
 }
 
 TEST(ProcessLookup, DescribesItself) {
