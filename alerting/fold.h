@@ -55,12 +55,23 @@ class Folder {
     Hit pending;  // count 0 until a second hit arrives
   };
   using Key = std::tuple<std::string, std::string, std::string, std::string>;  // + imds
-  // Found without copying the hit's strings into a Key (std::less<> compares the two).
+  // Found without copying the hit's strings into a Key: KeyLess compares either as views.
   using KeyView = std::tuple<std::string_view, std::string_view, std::string_view, std::string_view>;
+  struct KeyLess {
+    using is_transparent = void;
+    static KeyView View(const KeyView& v) { return v; }
+    static KeyView View(const Key& k) {
+      return {std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k)};
+    }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return View(a) < View(b);
+    }
+  };
 
   std::chrono::milliseconds window_;
   size_t max_keys_;
-  std::map<Key, Window, std::less<>> table_;
+  std::map<Key, Window, KeyLess> table_;
   std::string caller_;  // Offer's scratch for the caller identity
   uint64_t folded_ = 0;
 };
