@@ -129,12 +129,14 @@ void ConsoleSink::AppendLocked(const Hit& hit) {
   counters_.spooled++;
 }
 
-void ConsoleSink::Publish(const Hit& hit) {
+void ConsoleSink::Publish(const Hit& hit) { Publish(hit, SteadyClock::now()); }
+
+void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
   bool worker_has_news = true;
   {
     std::lock_guard lk(mu_);
     counters_.published++;
-    if (auto out = folder_.Offer(hit, SteadyClock::now())) {
+    if (auto out = folder_.Offer(hit, now)) {
       AppendLocked(*out);
     } else {
       // Folded into an open window: no new deadline, nothing to send. Only the first fold

@@ -98,6 +98,9 @@ class ConsoleSink : public AlertSink {
   // Launches the delivery thread (registration first). Call once.
   void Start();
   void Publish(const Hit& hit) override;
+  // The same with the caller's reading of the steady clock (a caller that reads it anyway,
+  // or reads a coarse one: the fold windows are seconds long).
+  void Publish(const Hit& hit, std::chrono::steady_clock::time_point now);
   // Pending fold counts become spool records; the spool is fsynced. Delivery continues.
   void Flush() override;
   // Stops the delivery thread (aborting a request in progress), then Flush. Idempotent.

@@ -37,9 +37,9 @@ SinkSet::~SinkSet() {
   if (console_sink_) console_sink_->Stop();
 }
 
-void SinkSet::Publish(const alerting::Hit& hit) {
+void SinkSet::Publish(const alerting::Hit& hit, std::chrono::steady_clock::time_point now) {
   if (stdout_sink_) stdout_sink_->Publish(hit);
-  if (console_sink_) console_sink_->Publish(hit);
+  if (console_sink_) console_sink_->Publish(hit, now);
 }
 
 void SinkSet::Tick() {

@@ -2,6 +2,7 @@
 // Thread-safety: Publish/Tick/Flush from the alert thread only; FormatCounters from any.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,7 +25,8 @@ class SinkSet {
  public:
   SinkSet();
   ~SinkSet();
-  void Publish(const alerting::Hit& hit);
+  // now: the alert thread's reading of the steady clock (coarse is fine).
+  void Publish(const alerting::Hit& hit, std::chrono::steady_clock::time_point now);
   void Tick();  // after each batch of hits (and at least every 100 ms): flushes the event log
   void Flush();
   std::string FormatCounters() const;
