@@ -156,49 +156,6 @@ TEST(ProcessLookup, ListingRemembersOnlySocketsAndOnlyWhatItSaw) {
   std::filesystem::remove_all(root);
 }
 
-// A socket found through the directory handle of a described process is that process's:
-// Describe answers from the cache without reading stat again. Once the process has exited,
-// the handle finds nothing, whoever has the pid now.
-TEST(ProcessLookup, SocketFoundThroughTheDescribedProcessesHandleNeedsNoStatRead) {
-  int ready[2];
-  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    struct stat st {};
-    ::fstat(s, &st);
-    const uint64_t inode = st.st_ino;
-    [[maybe_unused]] auto n = ::write(ready[1], &inode, sizeof inode);
-    ::pause();
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  uint64_t inode = 0;
-  ASSERT_EQ(::read(ready[0], &inode, sizeof inode), static_cast<ssize_t>(sizeof inode));
-  ::close(ready[0]);
-  ProcessLookup lookup;
-  ASSERT_TRUE(lookup.Describe(child));
-  EXPECT_EQ(lookup.FindSocketOwner(inode, ::geteuid()), child);  // a listing, by the handle
-  const auto listed = lookup.Describe(child);
-  ASSERT_TRUE(listed);
-  EXPECT_FALSE(listed->gone);
-  EXPECT_EQ(lookup.counters().held_by_described, 1u);
-  EXPECT_EQ(lookup.FindSocketOwner(inode, ::geteuid()), child);  // one readlink, by the handle
-  ASSERT_TRUE(lookup.Describe(child));
-  EXPECT_EQ(lookup.counters().held_by_described, 2u);
-  // A Describe not right after its socket was found reads stat as before.
-  ASSERT_TRUE(lookup.Describe(child));
-  EXPECT_EQ(lookup.counters().held_by_described, 2u);
-  ::kill(child, SIGKILL);
-  ::waitpid(child, nullptr, 0);
-  EXPECT_FALSE(lookup.FindSocketOwner(inode, ::geteuid()));
-  const auto gone = lookup.Describe(child);
-  ASSERT_TRUE(gone);
-  EXPECT_TRUE(gone->gone);
-  EXPECT_EQ(lookup.counters().held_by_described, 2u);
-}
-
 void WriteFakeFile(const std::filesystem::path& p, const std::string& s) { std::ofstream(p) << s; }
 
 void MakeFakeProcess(const std::filesystem::path& dir, uint64_t start, uint64_t sock) {
@@ -208,23 +165,6 @@ void MakeFakeProcess(const std::filesystem::path& dir, uint64_t start, uint64_t 
   WriteFakeFile(dir / "status", "Name:\tcurl\nUid:\t0\t0\t0\t0\n");
   WriteFakeFile(dir / "cmdline", std::string("curl\0x", 6));
   std::filesystem::create_symlink("socket:[" + std::to_string(sock) + "]", dir / "fd/3");
-}
-
-// The handle of a described process that exited must not hide the next process with its pid.
-// Fake /proc: pid 4711 is described (handle kept), exits, and a new process gets pid 4711.
-TEST(ProcessLookup, FakeProcReusedPidIsFoundPastTheExitedProcessesHandle) {
-  const auto root = std::filesystem::temp_directory_path() / ("nfq-proc-reuse-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(root);
-  MakeFakeProcess(root / "4711", 100, 500);
-  ProcessLookup lookup(root.string());
-  ASSERT_EQ(lookup.FindSocketOwner(500, 0), 4711);
-  ASSERT_TRUE(lookup.Describe(4711));
-  // The process exits; pid 4711 is reused by another process holding socket 900.
-  std::filesystem::remove_all(root / "4711");
-  MakeFakeProcess(root / "4711", 200, 900);
-  EXPECT_EQ(lookup.FindSocketOwner(900, 0), 4711) ;
-  EXPECT_EQ(lookup.FindSocketOwner(900, -1), 4711) ;
-  std::filesystem::remove_all(root);
 }
 
 pid_t CloneWithPid(pid_t want) {
@@ -253,6 +193,52 @@ pid_t SpawnSocketHolder(pid_t want, uint64_t* inode) {
   if (child > 0 && ::read(ready[0], inode, sizeof *inode) != sizeof *inode) return -1;
   ::close(ready[0]);
   return child;
+}
+
+// A socket found through the directory handle of a described process is that process's:
+// Describe answers from the cache without reading stat again. Once the process has exited,
+// the handle finds nothing, whoever has the pid now.
+TEST(ProcessLookup, SocketFoundThroughTheDescribedProcessesHandleNeedsNoStatRead) {
+  uint64_t inode = 0;
+  const pid_t child = SpawnSocketHolder(0, &inode);
+  ASSERT_GT(child, 0);
+  ProcessLookup lookup;
+  ASSERT_TRUE(lookup.Describe(child));
+  EXPECT_EQ(lookup.FindSocketOwner(inode, ::geteuid()), child);  // a listing, by the handle
+  const auto listed = lookup.Describe(child);
+  ASSERT_TRUE(listed);
+  EXPECT_FALSE(listed->gone);
+  EXPECT_EQ(lookup.counters().held_by_described, 1u);
+  EXPECT_EQ(lookup.FindSocketOwner(inode, ::geteuid()), child);  // one readlink, by the handle
+  ASSERT_TRUE(lookup.Describe(child));
+  EXPECT_EQ(lookup.counters().held_by_described, 2u);
+  // A Describe not right after its socket was found reads stat as before.
+  ASSERT_TRUE(lookup.Describe(child));
+  EXPECT_EQ(lookup.counters().held_by_described, 2u);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_FALSE(lookup.FindSocketOwner(inode, ::geteuid()));
+  const auto gone = lookup.Describe(child);
+  ASSERT_TRUE(gone);
+  EXPECT_TRUE(gone->gone);
+  EXPECT_EQ(lookup.counters().held_by_described, 2u);
+}
+
+// The handle of a described process that exited must not hide the next process with its pid.
+// Fake /proc: pid 4711 is described (handle kept), exits, and a new process gets pid 4711.
+TEST(ProcessLookup, FakeProcReusedPidIsFoundPastTheExitedProcessesHandle) {
+  const auto root = std::filesystem::temp_directory_path() / ("nfq-proc-reuse-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  MakeFakeProcess(root / "4711", 100, 500);
+  ProcessLookup lookup(root.string());
+  ASSERT_EQ(lookup.FindSocketOwner(500, 0), 4711);
+  ASSERT_TRUE(lookup.Describe(4711));
+  // The process exits; pid 4711 is reused by another process holding socket 900.
+  std::filesystem::remove_all(root / "4711");
+  MakeFakeProcess(root / "4711", 200, 900);
+  EXPECT_EQ(lookup.FindSocketOwner(900, 0), 4711) ;
+  EXPECT_EQ(lookup.FindSocketOwner(900, -1), 4711) ;
+  std::filesystem::remove_all(root);
 }
 
 // Real kernel: clone3(set_tid) reuses the pid of a described, reaped process (root only).
