@@ -1,7 +1,8 @@
 #include "alerting/fold.h"
 
 #include <algorithm>
-#include <charconv>
+
+#include <fmt/format.h>
 
 #include "alerting/hit_format.h"
 
@@ -31,21 +32,14 @@ void Folder::CallerIdentityTo(const Hit& hit, std::string* out) {
   // curls of one user are one caller) and never the port. Forwarded traffic has no local
   // process: the source address and the interface it came in on are the caller.
   out->clear();
-  auto append_uid = [out, &hit] {
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, hit.uid).ptr;
-    out->append(digits, static_cast<size_t>(end - digits));
-  };
   if (hit.hook == "output") {
+    const fmt::format_int uid(hit.uid);
     if (!hit.exe.empty()) {
-      out->append("exe=").append(hit.exe).append("|uid=");
-      append_uid();
+      out->append("exe=").append(hit.exe).append("|uid=").append(uid.data(), uid.size());
       out->append("|ctr=").append(hit.container);
       return;
     }
-    out->append("uid=");
-    append_uid();
-    out->append("|unattributed");
+    out->append("uid=").append(uid.data(), uid.size()).append("|unattributed");
     return;
   }
   out->append("src=").append(AddressWithoutPort(hit.src)).append("|iface=").append(hit.iface);

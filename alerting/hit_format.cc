@@ -1,9 +1,8 @@
 #include "alerting/hit_format.h"
 
 #include <algorithm>
-#include <charconv>
+#include <array>
 #include <chrono>
-#include <cstring>
 #include <iterator>
 
 #include <fmt/format.h>
@@ -101,30 +100,13 @@ std::string HitQueryString(const Hit& hit) {
 namespace {
 
 // True when no byte of s needs escaping in JSON: printable ASCII other than '"' and '\\'.
-// Eight bytes at a time (this scan is the alert thread's largest share of each event line).
-// The word tests may say "needs escaping" for a plain word, never the other way round; such
-// a word takes the byte loop.
 bool IsPlainJson(std::string_view s) {
-  auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; };
-  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-  auto has_zero_byte = [](uint64_t v) { return ((v - kOnes) & ~v & kHigh) != 0; };
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t v;
-    std::memcpy(&v, s.data() + i, sizeof v);
-    const bool suspicious = ((v | (v + kOnes)) & kHigh) != 0 ||     // >= 0x7f
-                            ((v - kOnes * 0x20) & ~v & kHigh) != 0 ||  // < 0x20
-                            has_zero_byte(v ^ (kOnes * '"')) || has_zero_byte(v ^ (kOnes * '\\'));
-    if (suspicious) {
-      for (size_t j = i; j < i + 8; ++j) {
-        if (!plain(static_cast<unsigned char>(s[j]))) return false;
-      }
-    }
-  }
-  for (; i < s.size(); ++i) {
-    if (!plain(static_cast<unsigned char>(s[i]))) return false;
-  }
-  return true;
+  static constexpr auto kPlain = [] {
+    std::array<bool, 256> plain{};
+    for (int c = 0x20; c < 0x7f; ++c) plain[static_cast<size_t>(c)] = c != '"' && c != '\\';
+    return plain;
+  }();
+  return std::all_of(s.begin(), s.end(), [](char c) { return kPlain[static_cast<unsigned char>(c)]; });
 }
 
 // Appends s as a JSON string. Plain printable ASCII (nearly every field of nearly every hit)
@@ -167,9 +149,8 @@ void AppendHitJsonLine(const Hit& hit, std::string* line) {
   };
   auto number = [&](std::string_view name, auto value) {
     key(name);
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-    out.append(digits, static_cast<size_t>(end - digits));
+    const fmt::format_int digits(value);
+    out.append(digits.data(), digits.size());
   };
   auto optional_text = [&](std::string_view name, std::string_view value) {
     if (!value.empty()) text(name, value);

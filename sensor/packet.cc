@@ -3,9 +3,10 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
-#include <charconv>
 #include <cstring>
 #include <limits>
+
+#include <fmt/format.h>
 
 #include "sensor/byte_cursor.h"
 
@@ -224,9 +225,8 @@ void FormatEndpointTo(IpFamily family, const std::array<uint8_t, 16>& addr, uint
                       std::string* out) {
   out->clear();
   auto append_number = [out](unsigned value) {
-    char digits[8];
-    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-    out->append(digits, static_cast<size_t>(end - digits));
+    const fmt::format_int digits(value);
+    out->append(digits.data(), digits.size());
   };
   if (family == IpFamily::kV4) {
     // By hand: inet_ntop formats IPv4 through snprintf, once per hit.

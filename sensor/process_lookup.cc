@@ -454,12 +454,11 @@ void ProcessLookup::RememberProcess(const ProcessInfo& info, alerting::UniqueFd 
   }
   while (processes_.size() > cache_cap_ && !process_order_.empty()) {
     processes_.erase(process_order_.front());
-    if (dirs_.erase(process_order_.front()) != 0) dir_order_.remove(process_order_.front());
+    DropDir(process_order_.front());
     process_order_.pop_front();
   }
   // A process described anew (a reused pid) replaces the handle of the one before.
-  dir_order_.remove(info.pid);
-  dirs_.erase(info.pid);
+  DropDir(info.pid);
   if (!dir || info.gone) return;
   dirs_.emplace(info.pid, std::move(dir));
   dir_order_.push_back(info.pid);

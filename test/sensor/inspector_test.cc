@@ -396,6 +396,24 @@ class EvasionTest : public InspectorTest {
   static bool Has(const alerting::Hit& hit, std::string_view flag) {
     return hit.flags.find(flag) != std::string::npos;
   }
+  // These tests' inspector without the handshake check (rules without the SYN-ACK rule),
+  // publishing to the same ring.
+  struct Lenient {
+    explicit Lenient(Inspector::EventRing* events)
+        : inspector(WithoutHandshakeCheck(), Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"),
+                    events) {}
+    static InspectorConfig WithoutHandshakeCheck() {
+      InspectorConfig config = Config(2);
+      config.handshake_check = false;
+      return config;
+    }
+    // A locally sent segment.
+    void Send(const TcpSpec& spec, std::string_view payload) {
+      const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
+      inspector.OnPacket(PacketOf(bytes, NF_INET_LOCAL_OUT));
+    }
+    Inspector inspector;
+  };
   // The rest of post_head_'s body (cover_), then the credentials request: the server reads
   // cover_ as body and the credentials request after it.
   void SendTheRestOfThePost(TcpSpec spec) {
@@ -675,20 +693,15 @@ TEST_F(EvasionTest, SynAcksConfirmOnlyFromTheMetadataService) {
 // Rules without the SYN-ACK rule (an older version's, one's own): with --no-handshake-check
 // a SYN is trusted without its SYN-ACK, as before the check.
 TEST_F(EvasionTest, WithoutTheHandshakeCheckASynIsTrusted) {
-  InspectorConfig config = Config(2);
-  config.handshake_check = false;
-  Inspector lenient(config, Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"), &events_);
-  auto send = [&](const TcpSpec& spec, std::string_view payload) {
-    const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
-    lenient.OnPacket(PacketOf(bytes, NF_INET_LOCAL_OUT));
-  };
+  Lenient lenient(&events_);
+  auto send = [&](const TcpSpec& spec, std::string_view payload) { lenient.Send(spec, payload); };
   send(Syn(MetadataV4(7036), 999), "");
   TcpSpec data = MetadataV4(7036);
   send(data, post_head_);
   data.seq += static_cast<uint32_t>(post_head_.size());
   send(data, cover_ + evil_);
   ExpectOnlyTheCredentialsHit();
-  EXPECT_EQ(lenient.counters().flows_unconfirmed, 0u);
+  EXPECT_EQ(lenient.inspector.counters().flows_unconfirmed, 0u);
 }
 
 // With conntrack's tuples (kernels with CONFIG_NETFILTER_NETLINK_GLUE_CT), a connection
@@ -813,13 +826,8 @@ TEST_F(EvasionTest, AReusedTupleWithItsOwnSynAckIsAnOrdinaryConnection) {
   EXPECT_EQ(inspector_.counters().syn_restarts, 1u);
   EXPECT_EQ(inspector_.counters().flows_unconfirmed, 0u);
 
-  InspectorConfig config = Config(2);
-  config.handshake_check = false;
-  Inspector lenient(config, Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"), &events_);
-  auto lenient_send = [&](const TcpSpec& spec, std::string_view payload) {
-    const std::vector<uint8_t> bytes = BuildTcp(spec, payload);
-    lenient.OnPacket(PacketOf(bytes, NF_INET_LOCAL_OUT));
-  };
+  Lenient lenient(&events_);
+  auto lenient_send = [&](const TcpSpec& spec, std::string_view payload) { lenient.Send(spec, payload); };
   connection(lenient_send, 999);
   EXPECT_TRUE(Drain().empty());
   connection(lenient_send, 50000);
