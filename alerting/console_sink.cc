@@ -137,6 +137,9 @@ void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
     std::lock_guard lk(mu_);
     counters_.published++;
     if (auto out = folder_.Offer(hit, now)) {
+      // A worker that already waits for a spool that is dirty and not empty has both of its
+      // deadlines (the sync, the next delivery): it learns nothing from one more record.
+      worker_has_news = !spool_->dirty() || spool_->empty();
       AppendLocked(*out);
     } else {
       // Folded into an open window: no new deadline, nothing to send. Only the first fold
@@ -147,6 +150,11 @@ void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
   }
   // A wake-up per folded hit cost the worker a context switch for nothing.
   if (worker_has_news) cv_.notify_one();
+}
+
+void ConsoleSink::EndBatch() {
+  std::lock_guard lk(mu_);
+  spool_->WriteBatch();
 }
 
 void ConsoleSink::Flush() {

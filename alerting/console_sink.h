@@ -101,6 +101,10 @@ class ConsoleSink : public AlertSink {
   // The same with the caller's reading of the steady clock (a caller that reads it anyway,
   // or reads a coarse one: the fold windows are seconds long).
   void Publish(const Hit& hit, std::chrono::steady_clock::time_point now);
+  // The end of a caller's batch of Publish calls: the records they appended go to the spool
+  // file in one write (see Spool::WriteBatch). Without it they are written within the sync
+  // interval, or sooner by the delivery thread.
+  void EndBatch();
   // Pending fold counts become spool records; the spool is fsynced. Delivery continues.
   void Flush() override;
   // Stops the delivery thread (aborting a request in progress), then Flush. Idempotent.

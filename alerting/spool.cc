@@ -83,16 +83,20 @@ std::string Merged(const std::string& a, const std::string& b) { return a == b ?
 
 }  // namespace
 
-std::string EncodeFrame(uint64_t id, std::string_view payload) {
+void AppendFrame(uint64_t id, std::string_view payload, std::string* out) {
   std::string id_bytes;
   PutU64(id_bytes, id);
+  out->reserve(out->size() + kHeader + payload.size());
+  PutU32(*out, kMagic);
+  PutU32(*out, static_cast<uint32_t>(payload.size()));
+  PutU32(*out, Crc(id_bytes, payload));
+  out->append(id_bytes);
+  out->append(payload);
+}
+
+std::string EncodeFrame(uint64_t id, std::string_view payload) {
   std::string out;
-  out.reserve(kHeader + payload.size());
-  PutU32(out, kMagic);
-  PutU32(out, static_cast<uint32_t>(payload.size()));
-  PutU32(out, Crc(id_bytes, payload));
-  out += id_bytes;
-  out.append(payload);
+  AppendFrame(id, payload, &out);
   return out;
 }
 
@@ -100,6 +104,10 @@ Spool::Spool(Options options)
     : opts_(std::move(options)),
       log_path_(opts_.dir + "/spool.log"),
       ack_path_(opts_.dir + "/spool.ack") {}
+
+Spool::~Spool() {
+  if (fd_) WriteBatch();
+}
 
 void Spool::Log(std::string_view line) const {
   if (opts_.log) opts_.log(line);
@@ -188,10 +196,10 @@ bool Spool::Load(std::string* error) {
   return true;
 }
 
-bool Spool::TryWriteFrame(const std::string& frame, uint64_t* offset) {
-  if (PwriteFully(fd_.get(), frame, file_size_)) {
+bool Spool::TryWriteFrames(const std::string& frames, uint64_t* offset) {
+  if (PwriteFully(fd_.get(), frames, file_size_)) {
     *offset = file_size_;
-    file_size_ += frame.size();
+    file_size_ += frames.size();
     dirty_ = true;
     if (disk_failing_) {
       disk_failing_ = false;
@@ -222,14 +230,32 @@ uint64_t Spool::Append(const Hit& hit) {
     payload = EncodeHit(clipped);
   }
   const uint64_t id = next_id_++;
-  std::string frame = EncodeFrame(id, payload);
-  EnforceCap(frame.size());
-  Entry e{id, 0, static_cast<uint32_t>(frame.size()), std::nullopt};
-  if (!TryWriteFrame(frame, &e.offset)) e.payload = std::move(payload);
+  const auto size = static_cast<uint32_t>(kHeader + payload.size());
+  EnforceCap(size);
+  // The frame lands where the batch ends; until WriteBatch it is only in memory.
+  Entry e{id, file_size_ + batch_.size(), size, std::nullopt};
+  AppendFrame(id, payload, &batch_);
   pending_bytes_ += e.size;
   entries_.push_back(std::move(e));
   stats_.appended++;
+  if (batch_.size() >= kBatchBytes) WriteBatch();
   return id;
+}
+
+void Spool::WriteBatch() {
+  if (batch_.empty()) return;
+  uint64_t offset = 0;
+  if (!TryWriteFrames(batch_, &offset)) {
+    // The batch's entries are the newest ones, each without a payload and placed at or past
+    // the end of the file: they keep their frames' payloads in memory instead.
+    for (auto it = entries_.rbegin(); it != entries_.rend() && !it->payload && it->offset >= file_size_;
+         ++it) {
+      const auto frame = ParseFrame(batch_, it->offset - file_size_);
+      it->payload = std::string(frame ? frame->payload : std::string_view());
+      it->offset = 0;
+    }
+  }
+  batch_.clear();
 }
 
 std::optional<std::string> Spool::PayloadOf(const Entry& e) {
@@ -249,6 +275,7 @@ std::optional<std::string> Spool::PayloadOf(const Entry& e) {
 }
 
 std::optional<Spool::Record> Spool::Front() {
+  WriteBatch();
   while (!entries_.empty()) {
     const Entry& e = entries_.front();
     if (auto payload = PayloadOf(e)) {
@@ -276,6 +303,7 @@ bool Spool::WriteAck(uint64_t id) {
 }
 
 void Spool::Ack(uint64_t id) {
+  WriteBatch();
   if (entries_.empty() || entries_.front().id != id) return;
   pending_bytes_ -= entries_.front().size;
   entries_.pop_front();
@@ -294,6 +322,7 @@ void Spool::Ack(uint64_t id) {
 }
 
 void Spool::Sync() {
+  WriteBatch();
   if (!dirty_) return;
   if (::fdatasync(fd_.get()) != 0) {
     stats_.write_errors++;
@@ -304,6 +333,7 @@ void Spool::Sync() {
 
 void Spool::EnforceCap(uint64_t incoming) {
   if (pending_bytes_ + incoming <= opts_.cap_bytes) return;
+  WriteBatch();  // what follows reads and rewrites records on disk
   const size_t start = front_in_flight_ ? 1 : 0;
   const uint64_t target = opts_.cap_bytes / 2;  // room for many appends per rewrite
   size_t end = start;

@@ -8,7 +8,9 @@
 // is never resent after its ack is on disk; the window between the 2xx and the ack's
 // fdatasync can resend one record after a crash (at-least-once).
 // Corrupt or torn records found at Open are counted, reported and skipped (a torn tail is
-// truncated). At cap_bytes of undelivered records the oldest are replaced by one summary hit
+// truncated). Appends gather in memory and go to spool.log in one write at WriteBatch, or
+// once kBatchBytes have gathered, or before anything else touches the spool (Front, Ack,
+// Sync, the cap): a burst of hits costs one system call, not one each. At cap_bytes of undelivered records the oldest are replaced by one summary hit
 // whose count is their sum. A failing disk (ENOSPC, EIO) never loses a hit while the process
 // lives: the record is kept in memory, counted, reported once, and the disk tried again on
 // the next append or compaction.
@@ -55,19 +57,27 @@ class Spool {
   };
 
   static constexpr uint32_t kMaxPayload = 1u << 20;
+  static constexpr size_t kBatchBytes = 64 * 1024;
 
   // nullptr + one-line error if the directory or files cannot be opened.
   static std::unique_ptr<Spool> Open(Options options, std::string* error);
+  ~Spool();  // writes the batch (not synced: see Sync)
 
-  // Queues hit; returns its id. Never fails (see the disk note above).
+  // Queues hit; returns its id. Never fails (see the disk note above). The record reaches
+  // the file at the next WriteBatch (or sooner, see above).
   uint64_t Append(const Hit& hit);
+  // Writes the records appended since the last write: one pwrite. On a disk error they are
+  // kept in memory (counted, said once), as any append the disk refuses.
+  void WriteBatch();
   // Oldest undelivered record, or nullopt.
   std::optional<Record> Front();
   // REQUIRES: id == Front()->id. The record is delivered; persist that.
   void Ack(uint64_t id);
-  // Makes appended records durable (fdatasync) if anything changed since the last Sync.
+  // Writes the batch, then makes appended records durable (fdatasync) if anything changed
+  // since the last Sync.
   void Sync();
-  bool dirty() const { return dirty_; }
+  // Something appended is not yet durable (written but not synced, or not yet written).
+  bool dirty() const { return dirty_ || !batch_.empty(); }
   bool empty() const { return entries_.empty(); }
   // The front record is being sent: cap summaries leave it alone.
   void set_front_in_flight(bool v) { front_in_flight_ = v; }
@@ -85,7 +95,8 @@ class Spool {
   bool Load(std::string* error);
   bool WriteAck(uint64_t id);
   std::optional<std::string> PayloadOf(const Entry& e);
-  bool TryWriteFrame(const std::string& frame, uint64_t* offset);
+  // Writes whole frames at the end of spool.log.
+  bool TryWriteFrames(const std::string& frames, uint64_t* offset);
   void EnforceCap(uint64_t incoming);
   // Rewrites spool.log with only the undelivered records.
   bool Compact();
@@ -101,6 +112,9 @@ class Spool {
   uint64_t next_id_ = 1;
   uint64_t pending_bytes_ = 0;
   std::deque<Entry> entries_;
+  // Frames appended since the last write, in id order: the newest entries, whose offsets
+  // (file_size_ and beyond) are where they will land.
+  std::string batch_;
   bool dirty_ = false;
   bool front_in_flight_ = false;
   bool disk_failing_ = false;
@@ -109,6 +123,8 @@ class Spool {
 
 // Frames (id, payload) as stored in spool.log.
 std::string EncodeFrame(uint64_t id, std::string_view payload);
+// The same, appended to *out.
+void AppendFrame(uint64_t id, std::string_view payload, std::string* out);
 // The payloads of the valid frames that follow each other from the start of data; *rest_bad
 // is set when bytes after them are not a valid frame.
 std::vector<std::string_view> ParseFrames(std::string_view data, bool* rest_bad);

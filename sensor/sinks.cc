@@ -43,7 +43,9 @@ void SinkSet::Publish(const alerting::Hit& hit, std::chrono::steady_clock::time_
 }
 
 void SinkSet::Tick() {
-  if (stdout_sink_) stdout_sink_->Flush();  // the end of a batch of hits
+  // The end of a batch of hits: one write for its event lines, one for its spool records.
+  if (stdout_sink_) stdout_sink_->Flush();
+  if (console_sink_) console_sink_->EndBatch();
 }
 
 void SinkSet::Flush() {

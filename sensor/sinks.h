@@ -27,7 +27,8 @@ class SinkSet {
   ~SinkSet();
   // now: the alert thread's reading of the steady clock (coarse is fine).
   void Publish(const alerting::Hit& hit, std::chrono::steady_clock::time_point now);
-  void Tick();  // after each batch of hits (and at least every 100 ms): flushes the event log
+  void Tick();  // after each batch of hits (and at least every 100 ms): writes the event log
+               // lines and the spool records the batch gathered
   void Flush();
   std::string FormatCounters() const;
 

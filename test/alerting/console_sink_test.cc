@@ -10,6 +10,7 @@
 
 #include "alerting/hit_format.h"
 #include "alerting/registration.h"
+#include "alerting/spool.h"
 #include "test/alerting/test_util.h"
 
 namespace nfq::alerting {
@@ -297,6 +298,23 @@ TEST_F(ConsoleSinkTest, OutageThenRecoveryDeliversEachHitOnce) {
   EXPECT_NE(log_.joined().find("HTTP 500"), std::string::npos);
   EXPECT_NE(log_.joined().find("works again"), std::string::npos);
   ExpectNoSecretsLogged();
+}
+
+// A batch's records are on disk once EndBatch returns: what a kill -9 right after would
+// leave (spool.log read through a copy, the state dir being locked by the sink).
+TEST_F(ConsoleSinkTest, EndBatchPutsTheBatchsRecordsInTheSpoolFile) {
+  auto sink = MakeSink(MakeConfig());  // not started: nothing delivers or syncs meanwhile
+  const std::string log = state_.path() + "/state/spool.log";
+  for (int i = 0; i < 5; ++i) sink->Publish(Numbered(i));
+  EXPECT_EQ(std::filesystem::file_size(log), 0u);
+  sink->EndBatch();
+  TempDir copy;
+  std::filesystem::copy_file(log, copy / "spool.log");
+  std::string error;
+  auto spool = Spool::Open({copy.path(), 64ull << 20, {}}, &error);
+  ASSERT_TRUE(spool) << error;
+  EXPECT_EQ(spool->stats().pending_records, 5u);
+  EXPECT_EQ(sink->counters().spooled, 5u);
 }
 
 TEST_F(ConsoleSinkTest, RestartMidOutageDeliversTheRestOnce) {

@@ -1,7 +1,10 @@
 #include "alerting/spool.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <filesystem>
 #include <fstream>
@@ -175,6 +178,89 @@ TEST(Spool, InFlightFrontIsNotSummarised) {
     s->Ack(r->id);
   }
   EXPECT_EQ(total, 100u);
+}
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st{};
+  return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+TEST(Spool, AppendsGatherUntilOneWriteAndEveryOneSurvivesReopen) {
+  TempDir dir;
+  {
+    auto s = OpenSpool(dir.path());
+    for (int i = 0; i < 20; ++i) s->Append(Numbered(i));
+    EXPECT_EQ(FileSize(dir / "spool.log"), 0u);  // gathered, not yet written
+    EXPECT_TRUE(s->dirty());
+    EXPECT_EQ(s->stats().pending_records, 20u);
+    s->WriteBatch();
+    EXPECT_EQ(FileSize(dir / "spool.log"), s->stats().file_bytes);
+    EXPECT_EQ(s->stats().file_bytes, s->stats().pending_bytes);
+    EXPECT_TRUE(s->dirty());  // written, not yet synced
+    s->Sync();
+    EXPECT_FALSE(s->dirty());
+    s->Append(Numbered(20));  // left in the batch: the destructor writes it
+  }
+  auto s = OpenSpool(dir.path());
+  std::vector<std::string> want;
+  for (int i = 0; i <= 20; ++i) want.push_back(Numbered(i).url);
+  EXPECT_EQ(Drain(*s), want);
+}
+
+TEST(Spool, AFullBatchIsWrittenAtOnce) {
+  TempDir dir;
+  auto s = OpenSpool(dir.path());
+  Hit big = Numbered(0);
+  big.cmdline.assign(Spool::kBatchBytes / 4, 'x');
+  for (int i = 0; i < 3; ++i) s->Append(big);
+  EXPECT_EQ(FileSize(dir / "spool.log"), 0u);
+  s->Append(big);  // the fourth passes kBatchBytes
+  EXPECT_GT(FileSize(dir / "spool.log"), Spool::kBatchBytes);
+  EXPECT_EQ(s->stats().file_bytes, s->stats().pending_bytes);
+}
+
+TEST(Spool, FrontAndAckSeeTheBatchWrittenFirst) {
+  TempDir dir;
+  auto s = OpenSpool(dir.path());
+  for (int i = 0; i < 3; ++i) s->Append(Numbered(i));
+  auto r = s->Front();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->hit.url, Numbered(0).url);
+  EXPECT_EQ(FileSize(dir / "spool.log"), s->stats().pending_bytes);
+  s->Append(Numbered(3));
+  s->Ack(r->id);
+  EXPECT_EQ(Drain(*s), (std::vector<std::string>{Numbered(1).url, Numbered(2).url, Numbered(3).url}));
+}
+
+// The file size limit makes the batch's write fail (EFBIG) as a full disk would (ENOSPC).
+TEST(Spool, ABatchTheDiskRefusesIsKeptInMemoryWholeAndDelivered) {
+  TempDir dir;
+  auto s = OpenSpool(dir.path());
+  s->Append(Numbered(0));
+  s->WriteBatch();
+  const uint64_t on_disk = s->stats().file_bytes;
+  ASSERT_GT(on_disk, 0u);
+  for (int i = 1; i <= 10; ++i) s->Append(Numbered(i));
+
+  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit limited = saved;
+  limited.rlim_cur = on_disk + 40;  // a part of the batch would fit: none of it may stay
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
+  s->WriteBatch();
+  setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous_handler);
+
+  EXPECT_EQ(FileSize(dir / "spool.log"), on_disk);  // no torn record
+  const Spool::Stats st = s->stats();
+  EXPECT_GE(st.write_errors, 1u);
+  EXPECT_EQ(st.memory_only, 10u);
+  EXPECT_EQ(st.pending_records, 11u);
+  s->Append(Numbered(11));  // the disk works again
+  std::vector<std::string> want;
+  for (int i = 0; i <= 11; ++i) want.push_back(Numbered(i).url);
+  EXPECT_EQ(Drain(*s), want);
 }
 
 }  // namespace
