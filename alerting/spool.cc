@@ -62,6 +62,43 @@ std::optional<Frame> ParseFrame(std::string_view data, size_t at) {
   return Frame{GetU64(data, at + 12), payload, kHeader + len};
 }
 
+bool PwriteFully(int fd, std::string_view data, uint64_t offset);
+
+// Copies len bytes at in_offset of in to out_offset of out: in the kernel (copy_file_range),
+// or through a buffer where the file system cannot. False with errno on failure.
+bool CopyRange(int in, uint64_t in_offset, int out, uint64_t out_offset, uint64_t len) {
+  bool in_kernel = true;
+  std::string buf;
+  while (len > 0) {
+    ssize_t n = -1;
+    if (in_kernel) {
+      auto from = static_cast<off_t>(in_offset);
+      auto to = static_cast<off_t>(out_offset);
+      n = ::copy_file_range(in, &from, out, &to, len, 0);
+      if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+        in_kernel = false;
+        continue;
+      }
+    } else {
+      if (buf.empty()) buf.resize(1u << 20);
+      n = ::pread(in, buf.data(), std::min<uint64_t>(len, buf.size()), static_cast<off_t>(in_offset));
+      if (n > 0 && !PwriteFully(out, std::string_view(buf.data(), static_cast<size_t>(n)), out_offset)) {
+        return false;
+      }
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) {  // the source is shorter than its entries say
+      errno = EIO;
+      return false;
+    }
+    in_offset += static_cast<uint64_t>(n);
+    out_offset += static_cast<uint64_t>(n);
+    len -= static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
 bool PwriteFully(int fd, std::string_view data, uint64_t offset) {
   while (!data.empty()) {
     const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
@@ -80,6 +117,42 @@ bool PwriteFully(int fd, std::string_view data, uint64_t offset) {
 }
 
 std::string Merged(const std::string& a, const std::string& b) { return a == b ? a : "*"; }
+
+// Reads the payloads of frames at growing offsets through one large window: the oldest tens
+// of thousands of records at the cap in a few reads, not one each.
+class SequentialFrameReader {
+ public:
+  explicit SequentialFrameReader(int fd) : fd_(fd) {}
+
+  // The payload of the frame (id) at offset, valid until the next call; nullopt if damaged.
+  std::optional<std::string_view> Payload(uint64_t offset, uint32_t size, uint64_t id) {
+    if (offset < window_at_ || offset + size > window_at_ + window_.size()) Fill(offset, size);
+    if (offset < window_at_ || offset + size > window_at_ + window_.size()) return std::nullopt;
+    const auto frame = ParseFrame(window_, offset - window_at_);
+    if (!frame || frame->id != id) return std::nullopt;
+    return frame->payload;
+  }
+
+ private:
+  void Fill(uint64_t offset, uint32_t size) {
+    window_.resize(std::max<size_t>(kWindow, size));
+    size_t got = 0;
+    while (got < window_.size()) {
+      const ssize_t n = ::pread(fd_, window_.data() + got, window_.size() - got,
+                                static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // end of file (or an error: what was read is what there is)
+      got += static_cast<size_t>(n);
+    }
+    window_.resize(got);
+    window_at_ = offset;
+  }
+
+  static constexpr size_t kWindow = 1u << 20;
+  int fd_;
+  std::string window_;
+  uint64_t window_at_ = 0;
+};
 
 }  // namespace
 
@@ -342,8 +415,10 @@ void Spool::EnforceCap(uint64_t incoming) {
   if (end - start < 2) return;  // nothing to gain; stay a little over the cap
   std::optional<Hit> summary;
   uint64_t records = 0;
+  SequentialFrameReader reader(fd_.get());
   for (size_t i = start; i < end; ++i) {
-    auto payload = PayloadOf(entries_[i]);
+    const Entry& e = entries_[i];
+    auto payload = e.payload ? std::optional<std::string_view>(*e.payload) : reader.Payload(e.offset, e.size, e.id);
     auto hit = payload ? DecodeHit(*payload) : std::nullopt;
     if (!hit) {
       stats_.corrupt_records++;
@@ -397,22 +472,33 @@ bool Spool::Compact() {
     stats_.write_errors++;
     return false;
   }
+  // Records on disk are copied as they are (a damaged one too: Front() skips it later), each
+  // run of neighbours in one copy; records held in memory are framed and written. Tens of MB
+  // at the cap cost a few system calls, not two per record.
   std::vector<uint64_t> offsets;
   offsets.reserve(entries_.size());
   uint64_t size = 0;
-  for (const Entry& e : entries_) {
-    auto payload = PayloadOf(e);
-    if (!payload) payload = std::string();  // unreadable: Front() will skip it
-    const std::string frame = EncodeFrame(e.id, *payload);
-    if (!PwriteFully(out.get(), frame, size)) {
-      stats_.write_errors++;
-      ::unlink(tmp.c_str());
-      return false;
+  bool ok = true;
+  for (size_t i = 0; ok && i < entries_.size();) {
+    const Entry& e = entries_[i];
+    if (e.payload) {
+      offsets.push_back(size);
+      const std::string frame = EncodeFrame(e.id, *e.payload);
+      ok = PwriteFully(out.get(), frame, size);
+      size += frame.size();
+      ++i;
+      continue;
     }
-    offsets.push_back(size);
-    size += frame.size();
+    const uint64_t run_start = e.offset;
+    uint64_t run_end = e.offset;
+    for (; i < entries_.size() && !entries_[i].payload && entries_[i].offset == run_end; ++i) {
+      offsets.push_back(size + (run_end - run_start));
+      run_end += entries_[i].size;
+    }
+    ok = CopyRange(fd_.get(), run_start, out.get(), size, run_end - run_start);
+    size += run_end - run_start;
   }
-  if (::fdatasync(out.get()) != 0 || ::rename(tmp.c_str(), log_path_.c_str()) != 0) {
+  if (!ok || ::fdatasync(out.get()) != 0 || ::rename(tmp.c_str(), log_path_.c_str()) != 0) {
     stats_.write_errors++;
     ::unlink(tmp.c_str());
     return false;
@@ -421,9 +507,10 @@ bool Spool::Compact() {
   fd_ = std::move(out);
   for (size_t i = 0; i < entries_.size(); ++i) {
     entries_[i].offset = offsets[i];
-    entries_[i].payload.reset();
-    entries_[i].size = static_cast<uint32_t>(
-        (i + 1 < entries_.size() ? offsets[i + 1] : size) - offsets[i]);
+    if (entries_[i].payload) {
+      entries_[i].size = static_cast<uint32_t>(kHeader + entries_[i].payload->size());
+      entries_[i].payload.reset();
+    }
   }
   pending_bytes_ = size;
   file_size_ = size;

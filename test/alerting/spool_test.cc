@@ -263,5 +263,51 @@ TEST(Spool, ABatchTheDiskRefusesIsKeptInMemoryWholeAndDelivered) {
   EXPECT_EQ(Drain(*s), want);
 }
 
+// Runs of records on disk are copied as they are and records held in memory (the disk refused
+// them) are written out: after the rewrite every undelivered record is on disk, in order.
+TEST(Spool, CompactionKeepsEveryRecordWhereverItWasHeld) {
+  TempDir dir;
+  auto s = OpenSpool(dir.path());
+  auto numbered_big = [](int i) {
+    Hit h = Numbered(i);
+    h.cmdline.assign(4000, static_cast<char>('a' + i % 26));
+    return h;
+  };
+  for (int i = 0; i < 350; ++i) s->Append(numbered_big(i));
+  s->WriteBatch();
+  for (int i = 350; i < 360; ++i) s->Append(numbered_big(i));
+  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit limited = saved;
+  limited.rlim_cur = s->stats().file_bytes;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
+  s->WriteBatch();
+  setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous_handler);
+  ASSERT_EQ(s->stats().memory_only, 10u);
+  for (int i = 360; i < 400; ++i) s->Append(numbered_big(i));
+  for (int i = 0; i < 300; ++i) {  // a delivered prefix of 1.2 MB: the ack rewrites the file
+    auto r = s->Front();
+    ASSERT_TRUE(r);
+    s->Ack(r->id);
+  }
+  const Spool::Stats st = s->stats();
+  EXPECT_EQ(st.memory_only, 0u);  // the rewrite ran and wrote them out
+  EXPECT_EQ(st.pending_records, 100u);
+  EXPECT_LT(st.file_bytes, 400u * 4000u);  // acks after the rewrite left a smaller prefix
+  EXPECT_EQ(FileSize(dir / "spool.log"), st.file_bytes);
+  s.reset();
+  s = OpenSpool(dir.path());
+  for (int i = 300; i < 400; ++i) {
+    auto r = s->Front();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->hit.url, Numbered(i).url);
+    EXPECT_EQ(r->hit.cmdline, numbered_big(i).cmdline);
+    s->Ack(r->id);
+  }
+  EXPECT_TRUE(s->empty());
+}
+
 }  // namespace
 }  // namespace nfq::alerting
