@@ -1,15 +1,20 @@
 /* nfq_accept_all: the benchmark floor. Binds one NFQUEUE and ACCEPTs every packet at once,
  * doing nothing else, so the cost of the queue round trip itself can be measured and the lab
  * has a consumer before the daemon exists.
- *   nfq_accept_all [QUEUE_NUM]      (default 0; stops on SIGINT/SIGTERM)
+ *   nfq_accept_all [--batch] [QUEUE_NUM]      (default 0; stops on SIGINT/SIGTERM)
+ * Default: one read and one verdict per packet. --batch: like the daemon, one recvmmsg takes
+ * every datagram waiting (up to 16) and one batch verdict accepts them all, so the floor has
+ * the daemon's system calls and nothing else.
  * Fail-open is on (the kernel accepts packets when the queue is full) and the copy range is
  * 0xffff with GSO, like the daemon. Exit 1 with one line on stderr when it cannot bind. */
+#define _GNU_SOURCE /* recvmmsg */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
@@ -23,6 +28,9 @@ static void on_signal(int sig) { (void)sig; stop = 1; }
 struct ctx {
 	struct mnl_socket *nl;
 	unsigned long accepted;
+	int batch;              /* --batch: remember the newest id instead of answering each */
+	uint32_t newest_id;
+	int have_id;
 };
 
 static int queue_cb(const struct nlmsghdr *nlh, void *data)
@@ -37,11 +45,18 @@ static int queue_cb(const struct nlmsghdr *nlh, void *data)
 	if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == NULL)
 		return MNL_CB_OK; /* not a packet; nothing to verdict */
 	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	c->accepted++;
+	if (c->batch) {
+		/* Ids grow in queue order: a batch verdict for the newest covers every earlier one. */
+		if (!c->have_id || (int32_t)(ntohl(ph->packet_id) - c->newest_id) > 0)
+			c->newest_id = ntohl(ph->packet_id);
+		c->have_id = 1;
+		return MNL_CB_OK;
+	}
 	out = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, ntohs(nfg->res_id));
 	nfq_nlmsg_verdict_put(out, ntohl(ph->packet_id), NF_ACCEPT);
 	if (mnl_socket_sendto(c->nl, out, out->nlmsg_len) < 0)
 		perror("nfq_accept_all: verdict");
-	c->accepted++;
 	return MNL_CB_OK;
 }
 
@@ -52,10 +67,18 @@ static int send_cfg(struct mnl_socket *nl, struct nlmsghdr *nlh)
 
 int main(int argc, char **argv)
 {
-	unsigned int queue_num = argc > 1 ? (unsigned int)strtoul(argv[1], NULL, 10) : 0;
-	size_t bufsize = 0xffff + (MNL_SOCKET_BUFFER_SIZE / 2);
-	char *buf = malloc(bufsize);
+	enum { kMaxBatch = 16 };
 	struct ctx c = {0};
+	int argi = 1;
+	if (argi < argc && strcmp(argv[argi], "--batch") == 0) {
+		c.batch = 1;
+		++argi;
+	}
+	unsigned int queue_num = argi < argc ? (unsigned int)strtoul(argv[argi], NULL, 10) : 0;
+	size_t bufsize = 0xffff + (MNL_SOCKET_BUFFER_SIZE / 2);
+	char *buf = malloc(bufsize * kMaxBatch);
+	struct mmsghdr msgs[kMaxBatch];
+	struct iovec iov[kMaxBatch];
 	struct nlmsghdr *nlh;
 	unsigned int portid;
 	struct sigaction sa;
@@ -91,19 +114,49 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	while (!stop) {
-		ssize_t n = mnl_socket_recvfrom(c.nl, buf, bufsize);
-		if (n < 0) {
+		int datagrams = 1;
+		ssize_t lengths[kMaxBatch];
+
+		if (c.batch) {
+			memset(msgs, 0, sizeof msgs);
+			for (int i = 0; i < kMaxBatch; ++i) {
+				iov[i].iov_base = buf + (size_t)i * bufsize;
+				iov[i].iov_len = bufsize;
+				msgs[i].msg_hdr.msg_iov = &iov[i];
+				msgs[i].msg_hdr.msg_iovlen = 1;
+			}
+			/* MSG_WAITFORONE: block for the first, then take only what is already waiting. */
+			datagrams = recvmmsg(mnl_socket_get_fd(c.nl), msgs, kMaxBatch, MSG_WAITFORONE, NULL);
+			for (int i = 0; i < datagrams; ++i)
+				lengths[i] = (ssize_t)msgs[i].msg_len;
+		} else {
+			lengths[0] = mnl_socket_recvfrom(c.nl, buf, bufsize);
+			datagrams = lengths[0] < 0 ? -1 : 1;
+		}
+		if (datagrams < 0) {
 			if (errno == EINTR || errno == ENOBUFS)
 				continue;
 			perror("nfq_accept_all: recv");
 			break;
 		}
-		/* Config errors (queue already bound: EBUSY; no CAP_NET_ADMIN: EPERM) come back as
-		 * netlink error messages, which mnl_cb_run turns into -1 with errno set. */
-		if (mnl_cb_run(buf, (size_t)n, 0, portid, queue_cb, &c) < 0 && errno != EINTR) {
-			fprintf(stderr, "nfq_accept_all: queue %u: %s (already bound by another process?)\n",
-				queue_num, strerror(errno));
-			return 1;
+		c.have_id = 0;
+		for (int i = 0; i < datagrams; ++i) {
+			/* Config errors (queue already bound: EBUSY; no CAP_NET_ADMIN: EPERM) come back
+			 * as netlink error messages, which mnl_cb_run turns into -1 with errno set. */
+			if (mnl_cb_run(buf + (size_t)i * bufsize, (size_t)lengths[i], 0, portid, queue_cb, &c) < 0 &&
+			    errno != EINTR) {
+				fprintf(stderr, "nfq_accept_all: queue %u: %s (already bound by another process?)\n",
+					queue_num, strerror(errno));
+				return 1;
+			}
+		}
+		if (c.batch && c.have_id) {
+			char out_buf[MNL_SOCKET_BUFFER_SIZE];
+			struct nlmsghdr *out = nfq_nlmsg_put(out_buf, NFQNL_MSG_VERDICT_BATCH, queue_num);
+
+			nfq_nlmsg_verdict_put(out, c.newest_id, NF_ACCEPT);
+			if (mnl_socket_sendto(c.nl, out, out->nlmsg_len) < 0)
+				perror("nfq_accept_all: batch verdict");
 		}
 	}
 	fprintf(stderr, "nfq_accept_all: accepted %lu packets\n", c.accepted);

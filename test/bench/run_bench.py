@@ -5,6 +5,10 @@ namespace), wrk is the client (inst namespace). Interleaved rounds of
   baseline             no rule
   floor                queue rule for every packet (--all-packets) + nfq_accept_all
   floor-payload        payload-only rules + nfq_accept_all
+  floor-batched        --all-packets rules + nfq_accept_all --batch: the daemon's system
+                       calls (one recvmmsg of up to 16 datagrams, one batch verdict) and
+                       nothing else, the yardstick for the daemon's own work
+  floor-payload-batched  the same with the payload-only rules
   nfq-apeeper          --all-packets rules + the daemon (all paths, --fold-window 60,
                        alerts to test/bench/tiny_console.py on the inst loopback)
   nfq-apeeper-payload  payload-only rules + the daemon
@@ -45,8 +49,8 @@ sys.path.insert(0, HERE)
 import benchlib as B  # noqa: E402
 from benchlib import lablib  # noqa: E402
 
-CONFIGS = ["baseline", "floor", "floor-payload", "nfq-apeeper", "nfq-apeeper-payload",
-           "nfq-apeeper-nomatch", "nfq-apeeper-payload-nomatch"]
+CONFIGS = ["baseline", "floor", "floor-payload", "floor-batched", "floor-payload-batched",
+           "nfq-apeeper", "nfq-apeeper-payload", "nfq-apeeper-nomatch", "nfq-apeeper-payload-nomatch"]
 NOMATCH_BLACKLIST = "/latest/meta-data/iam/"  # B.PATH is /latest/meta-data/instance-id
 WORKLOADS = {
     "keep-alive": dict(threads=2, conns=8),
@@ -55,6 +59,8 @@ WORKLOADS = {
 }
 FLOOR_OF = {"nfq-apeeper": "floor", "nfq-apeeper-payload": "floor-payload",
             "nfq-apeeper-nomatch": "floor", "nfq-apeeper-payload-nomatch": "floor-payload"}
+# The same rule set's batched floor (a second ratio column).
+BATCHED_FLOOR_OF = {c: f + "-batched" for c, f in FLOOR_OF.items()}
 
 
 class Bench:
@@ -75,7 +81,7 @@ class Bench:
             return None
         lab.rules("install", "--payload-only" if "payload" in config else "--all-packets")
         if config.startswith("floor"):
-            return lab.start_accept_all(0)
+            return lab.start_accept_all(0, batch=config.endswith("-batched"))
         paths = ["--blacklist", NOMATCH_BLACKLIST] if config.endswith("nomatch") else []
         return B.LightDaemon(lab, "--fold-window", "60", *paths, factory=self.console_url,
                              events_dir=self.events_dir)
@@ -171,9 +177,9 @@ def report(bench, args, started, elapsed):
                f"{started}, {elapsed:.0f} s total; kernel {os.uname().release}, {os.cpu_count()} CPUs; "
                f"daemon event log in {bench.events_dir}")
     out.append("")
-    out.append("| workload | config | req/s median | min–max | /floor | /baseline | p50 ms | p99 ms "
-               "| queued pkts/req | consumer CPU s/100k req | dropped / waiting |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("| workload | config | req/s median | min–max | /floor | /batched floor | /baseline | p50 ms "
+               "| p99 ms | queued pkts/req | consumer CPU s/100k req | dropped / waiting |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for w in WORKLOADS:
         base = med.get((w, "baseline"), 0)
         for c in CONFIGS:
@@ -184,6 +190,8 @@ def report(bench, args, started, elapsed):
             m = med[(w, c)]
             floor = FLOOR_OF.get(c)
             vs_floor = f"{m / med[(w, floor)]:.3f}" if floor and med.get((w, floor)) else ""
+            batched = BATCHED_FLOOR_OF.get(c)
+            vs_batched = f"{m / med[(w, batched)]:.3f}" if batched and med.get((w, batched)) else ""
             vs_base = f"{m / base:.3f}" if base and c != "baseline" else ""
             p50 = [x["p50_ms"] for x in v if x["p50_ms"] is not None]
             p99 = [x["p99_ms"] for x in v if x["p99_ms"] is not None]
@@ -193,14 +201,12 @@ def report(bench, args, started, elapsed):
             cpu_s = f"{sum(cpu) / max(reqs, 1) * 1e5:.2f}" if cpu else "–"
             drops = (f"{sum(x['queue_dropped'] + x['user_dropped'] for x in v)} / "
                      f"{max(x['queue_waiting'] for x in v)}") if c != "baseline" else "–"
-            out.append(f"| {w} | {c} | {m:.0f} | {min(rps):.0f}–{max(rps):.0f} | {vs_floor} | {vs_base} | "
-                       f"{_med(p50):.3f} | {_med(p99):.3f} | {qpr} | {cpu_s} | {drops} |"
-                       if p50 else
-                       f"| {w} | {c} | {m:.0f} | {min(rps):.0f}–{max(rps):.0f} | {vs_floor} | {vs_base} | "
-                       f"– | – | {qpr} | {cpu_s} | {drops} |")
+            lat = f"{_med(p50):.3f} | {_med(p99):.3f}" if p50 else "– | –"
+            out.append(f"| {w} | {c} | {m:.0f} | {min(rps):.0f}–{max(rps):.0f} | {vs_floor} | {vs_batched} | "
+                       f"{vs_base} | {lat} | {qpr} | {cpu_s} | {drops} |")
     out.append("")
     out.append("/floor: against the floor with the same rule set (all packets: floor; payload only: "
-               "floor-payload). consumer CPU: the daemon's, or nfq_accept_all's for the floor. "
+               "floor-payload); /batched floor: against its --batch sibling. consumer CPU: the daemon's, or nfq_accept_all's for the floor. "
                "dropped = queue_dropped + user_dropped summed over the runs; waiting = the most packets "
                "left waiting after a run.")
     for c, kib in sorted(bench.rss.items()):
