@@ -12,8 +12,8 @@
 // once kBatchBytes have gathered, or before anything else touches the spool (Front, Ack,
 // Sync, the cap): a burst of hits costs one system call, not one each. At cap_bytes of undelivered records the oldest are replaced by one summary hit
 // whose count is their sum. A failing disk (ENOSPC, EIO) never loses a hit while the process
-// lives: the record is kept in memory, counted, reported once, and the disk tried again on
-// the next append or compaction.
+// lives: the records of a refused write are kept in memory, counted, reported once, and the
+// disk tried again with the next batch (such records reach the disk at the next rewrite).
 // Not thread-safe: the owner serialises all calls.
 #pragma once
 

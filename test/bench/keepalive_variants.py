@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Keep-alive GETs (wrk -t2 -c8) against the floor consumer and daemon variants, interleaved,
+"""Keep-alive GETs (wrk -t2 -c8) against the floor consumer (nfq_accept_all: one read and one
+verdict per packet; --batched-floor: its --batch mode, the daemon's reads and verdicts) and
+daemon variants, interleaved,
 in the namespace lab: a quick A/B of daemon builds or options without the whole table of
 run_bench.py. Default payload-only rules; every daemon gets --fold-window 60, alerts to
 test/bench/tiny_console.py, its event log in /dev/shm (tmpfs) when there is one.
@@ -26,6 +28,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--batched-floor", action="store_true",
+                    help="the floor reads and verdicts in batches, as the daemon does")
     ap.add_argument("variants", nargs="+", help="NAME=[BINARY]|[DAEMON ARGS]")
     args = ap.parse_args()
     variants = []
@@ -47,7 +51,7 @@ def main():
         for rnd in range(1, args.rounds + 1):
             for name, binary, daemon_args in [("floor", None, None)] + variants:
                 if binary is None:
-                    consumer = lab.start_accept_all(0)
+                    consumer = lab.start_accept_all(0, batch=args.batched_floor)
                 else:
                     os.environ["NFQ_APEEPER_BIN"] = binary
                     consumer = B.LightDaemon(lab, "--fold-window", "60", *daemon_args, factory=console_url,

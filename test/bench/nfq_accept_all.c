@@ -74,7 +74,14 @@ int main(int argc, char **argv)
 		c.batch = 1;
 		++argi;
 	}
-	unsigned int queue_num = argi < argc ? (unsigned int)strtoul(argv[argi], NULL, 10) : 0;
+	char *end = NULL;
+	unsigned long queue_arg = argi < argc ? strtoul(argv[argi], &end, 10) : 0;
+	/* A stale script passing an option this build lacks must not be taken for queue 0. */
+	if (argc > argi + 1 || (argi < argc && (*argv[argi] == '\0' || *end != '\0' || queue_arg > 65535))) {
+		fprintf(stderr, "usage: nfq_accept_all [--batch] [QUEUE_NUM]\n");
+		return 2;
+	}
+	unsigned int queue_num = (unsigned int)queue_arg;
 	size_t bufsize = 0xffff + (MNL_SOCKET_BUFFER_SIZE / 2);
 	char *buf = malloc(bufsize * kMaxBatch);
 	struct mmsghdr msgs[kMaxBatch];

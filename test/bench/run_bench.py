@@ -61,6 +61,8 @@ FLOOR_OF = {"nfq-apeeper": "floor", "nfq-apeeper-payload": "floor-payload",
             "nfq-apeeper-nomatch": "floor", "nfq-apeeper-payload-nomatch": "floor-payload"}
 # The same rule set's batched floor (a second ratio column).
 BATCHED_FLOOR_OF = {c: f + "-batched" for c, f in FLOOR_OF.items()}
+# A batched floor against the plain one: what batching alone buys.
+FLOOR_OF.update({"floor-batched": "floor", "floor-payload-batched": "floor-payload"})
 
 
 class Bench:
@@ -114,7 +116,7 @@ class Bench:
                 self.samples.append(sample)
                 self._check(sample)
                 lat = "" if res["p99_ms"] is None else f"  p50 {res['p50_ms']:.3f} ms p99 {res['p99_ms']:.3f} ms"
-                print(f"  round {rnd} {config:20s} {name:14s} {res['rps']:10.0f} req/s{lat}"
+                print(f"  round {rnd} {config:27s} {name:14s} {res['rps']:10.0f} req/s{lat}"
                       f"  queued/req {queued / max(res['requests'], 1):.2f}", flush=True)
             if daemon:
                 self.rss[config] = max(self.rss.get(config, 0), daemon.peak_rss_kib())
@@ -206,7 +208,8 @@ def report(bench, args, started, elapsed):
                        f"{vs_base} | {lat} | {qpr} | {cpu_s} | {drops} |")
     out.append("")
     out.append("/floor: against the floor with the same rule set (all packets: floor; payload only: "
-               "floor-payload); /batched floor: against its --batch sibling. consumer CPU: the daemon's, or nfq_accept_all's for the floor. "
+               "floor-payload; for a batched floor: its plain sibling, what batching alone buys); "
+               "/batched floor: against the same rules' --batch floor. consumer CPU: the daemon's, or nfq_accept_all's for the floor. "
                "dropped = queue_dropped + user_dropped summed over the runs; waiting = the most packets "
                "left waiting after a run.")
     for c, kib in sorted(bench.rss.items()):
@@ -216,7 +219,7 @@ def report(bench, args, started, elapsed):
                    f"{_med(values):.2f}")
     if args.quick:
         out.append("")
-        out.append("QUICK MODE: one 1-second sample per cell. The checks above are what it is for; "
+        out.append("QUICK MODE: one 1-second sample per cell. The checks (below) are what it is for; "
                    "its rates and ratios are not measurements.")
     return "\n".join(out)
 

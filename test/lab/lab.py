@@ -408,12 +408,13 @@ class Lab:
 
 
 def accept_all_binary():
-    """Path of nfq_accept_all: the build tree's, else compiled once into a temp dir."""
+    """Path of nfq_accept_all: the build tree's unless its source is newer (a stale floor
+    would take --batch for a queue number), else compiled once into a temp dir."""
     built = os.path.join(BINARY_DIR, "test", "bench", "nfq_accept_all")
-    if os.access(built, os.X_OK):
+    src = os.path.join(SOURCE_DIR, "test", "bench", "nfq_accept_all.c")
+    if os.access(built, os.X_OK) and os.path.getmtime(built) >= os.path.getmtime(src):
         return built
     out = os.path.join(tempfile.gettempdir(), f"nfq_accept_all-{os.getuid()}")
-    src = os.path.join(SOURCE_DIR, "test", "bench", "nfq_accept_all.c")
     if not os.access(out, os.X_OK) or os.path.getmtime(out) < os.path.getmtime(src):
         r = subprocess.run(["cc", "-O2", "-o", out, src, "-lnetfilter_queue", "-lmnl"], capture_output=True, text=True)
         if r.returncode != 0:
