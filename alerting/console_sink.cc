@@ -137,8 +137,9 @@ void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
     std::lock_guard lk(mu_);
     counters_.published++;
     if (auto out = folder_.Offer(hit, now)) {
-      // A worker that already waits for a spool that is dirty and not empty has both of its
-      // deadlines (the sync, the next delivery): it learns nothing from one more record.
+      // A worker that already waits for a spool that is dirty and not empty wakes within the
+      // sync interval (or at the next delivery) and reads every deadline again then, a new
+      // key's fold window among them: one more record needs no wake-up of its own.
       worker_has_news = !spool_->dirty() || spool_->empty();
       AppendLocked(*out);
     } else {
@@ -260,11 +261,18 @@ void ConsoleSink::Run() {
       AppendLocked(h);
       expired = true;
     }
-    // Spooled follow-ups leave the journal at once; new folds at most every sync interval.
+    // Spooled follow-ups leave the journal at once, once spool.log has them (a kill -9
+    // between the two must find them in one or the other); new folds at most every sync
+    // interval.
+    if (expired) spool_->WriteBatch();
     if (expired || (folds_dirty_ && now >= folds_written_ + cfg_.sync_interval)) {
       WriteFoldJournalLocked();
     }
-    if (spool_->dirty() && now >= dirty_since_ + cfg_.sync_interval) spool_->Sync();
+    if (spool_->dirty() && now >= dirty_since_ + cfg_.sync_interval) {
+      spool_->Sync();
+      // A sync the disk refused is tried again an interval later, not in a busy loop.
+      if (spool_->dirty()) dirty_since_ = now;
+    }
 
     if (now >= next_attempt_ && token_url_.empty()) {
       in_request_ = true;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -326,6 +327,7 @@ void Spool::WriteBatch() {
       const auto frame = ParseFrame(batch_, it->offset - file_size_);
       it->payload = std::string(frame ? frame->payload : std::string_view());
       it->offset = 0;
+      held_in_memory_ = true;
     }
   }
   batch_.clear();
@@ -396,6 +398,9 @@ void Spool::Ack(uint64_t id) {
 
 void Spool::Sync() {
   WriteBatch();
+  // Records the disk refused reach it by a rewrite, once writes work again and the file
+  // system has room for the whole rewrite (else each sync would write a doomed copy).
+  if (held_in_memory_ && !disk_failing_ && RewriteFits()) Compact();
   if (!dirty_) return;
   if (::fdatasync(fd_.get()) != 0) {
     stats_.write_errors++;
@@ -455,6 +460,7 @@ void Spool::EnforceCap(uint64_t incoming) {
     s.flags = MergeFlags(s.flags, "spool-overflow");
     std::string payload = EncodeHit(s);
     Entry e{summary_id, 0, static_cast<uint32_t>(kHeader + payload.size()), std::move(payload)};
+    held_in_memory_ = true;
     pending_bytes_ += e.size;
     entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(start), std::move(e));
     stats_.summaries++;
@@ -463,6 +469,13 @@ void Spool::EnforceCap(uint64_t incoming) {
   Log(fmt::format("spool: at its cap of {} bytes; {} oldest undelivered hits summarised into one",
                   opts_.cap_bytes, records));
   Compact();
+}
+
+bool Spool::RewriteFits() const {
+  struct statvfs fs{};
+  if (::fstatvfs(fd_.get(), &fs) != 0) return true;  // cannot tell: try
+  constexpr uint64_t kMargin = 1u << 20;
+  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize > pending_bytes_ + kMargin;
 }
 
 bool Spool::Compact() {
@@ -479,24 +492,35 @@ bool Spool::Compact() {
   offsets.reserve(entries_.size());
   uint64_t size = 0;
   bool ok = true;
+  auto write_framed = [&](const Entry& e, const std::string& payload) {
+    offsets.push_back(size);
+    const std::string frame = EncodeFrame(e.id, payload);
+    ok = PwriteFully(out.get(), frame, size);
+    size += frame.size();
+  };
   for (size_t i = 0; ok && i < entries_.size();) {
-    const Entry& e = entries_[i];
-    if (e.payload) {
-      offsets.push_back(size);
-      const std::string frame = EncodeFrame(e.id, *e.payload);
-      ok = PwriteFully(out.get(), frame, size);
-      size += frame.size();
+    if (entries_[i].payload) {
+      write_framed(entries_[i], *entries_[i].payload);
       ++i;
       continue;
     }
-    const uint64_t run_start = e.offset;
-    uint64_t run_end = e.offset;
+    const size_t run_first = i;
+    const uint64_t run_start = entries_[i].offset;
+    uint64_t run_end = run_start;
     for (; i < entries_.size() && !entries_[i].payload && entries_[i].offset == run_end; ++i) {
-      offsets.push_back(size + (run_end - run_start));
       run_end += entries_[i].size;
     }
-    ok = CopyRange(fd_.get(), run_start, out.get(), size, run_end - run_start);
-    size += run_end - run_start;
+    if (CopyRange(fd_.get(), run_start, out.get(), size, run_end - run_start)) {
+      for (size_t k = run_first; k < i; ++k) offsets.push_back(size + (entries_[k].offset - run_start));
+      size += run_end - run_start;
+      continue;
+    }
+    // Something in the run cannot be read (EIO) or written: record by record, an unreadable
+    // one as an empty frame that Front() skips, so one bad sector does not stop every rewrite.
+    for (size_t k = run_first; ok && k < i; ++k) {
+      const auto payload = PayloadOf(entries_[k]);
+      write_framed(entries_[k], payload ? *payload : std::string());
+    }
   }
   if (!ok || ::fdatasync(out.get()) != 0 || ::rename(tmp.c_str(), log_path_.c_str()) != 0) {
     stats_.write_errors++;
@@ -507,14 +531,14 @@ bool Spool::Compact() {
   fd_ = std::move(out);
   for (size_t i = 0; i < entries_.size(); ++i) {
     entries_[i].offset = offsets[i];
-    if (entries_[i].payload) {
-      entries_[i].size = static_cast<uint32_t>(kHeader + entries_[i].payload->size());
-      entries_[i].payload.reset();
-    }
+    entries_[i].payload.reset();
+    entries_[i].size = static_cast<uint32_t>(
+        (i + 1 < entries_.size() ? offsets[i + 1] : size) - offsets[i]);
   }
   pending_bytes_ = size;
   file_size_ = size;
   dirty_ = false;
+  held_in_memory_ = false;
   return true;
 }
 

@@ -53,7 +53,8 @@ class Spool {
     uint64_t corrupt_records = 0;     // damaged spans skipped at Open
     uint64_t corrupt_bytes = 0;
     uint64_t write_errors = 0;        // appends/acks/syncs the disk refused
-    uint64_t memory_only = 0;         // records currently not on disk
+    uint64_t memory_only = 0;         // records held only in memory because the disk refused
+                                      // them (not those waiting in the batch)
   };
 
   static constexpr uint32_t kMaxPayload = 1u << 20;
@@ -73,7 +74,8 @@ class Spool {
   std::optional<Record> Front();
   // REQUIRES: id == Front()->id. The record is delivered; persist that.
   void Ack(uint64_t id);
-  // Writes the batch, then makes appended records durable (fdatasync) if anything changed
+  // Writes the batch, rewrites the file if the disk works again after refusing records (held
+  // in memory meanwhile), then makes appended records durable (fdatasync) if anything changed
   // since the last Sync.
   void Sync();
   // Something appended is not yet durable (written but not synced, or not yet written).
@@ -100,6 +102,8 @@ class Spool {
   void EnforceCap(uint64_t incoming);
   // Rewrites spool.log with only the undelivered records.
   bool Compact();
+  // The file system has room for a rewrite (or cannot say).
+  bool RewriteFits() const;
   void Log(std::string_view line) const;
 
   Options opts_;
@@ -118,6 +122,7 @@ class Spool {
   bool dirty_ = false;
   bool front_in_flight_ = false;
   bool disk_failing_ = false;
+  bool held_in_memory_ = false;  // some records may be in memory only: Sync rewrites the file
   Stats stats_;
 };
 

@@ -8,6 +8,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <random>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -258,6 +261,10 @@ TEST(Spool, ABatchTheDiskRefusesIsKeptInMemoryWholeAndDelivered) {
   EXPECT_EQ(st.memory_only, 10u);
   EXPECT_EQ(st.pending_records, 11u);
   s->Append(Numbered(11));  // the disk works again
+  s->Sync();                // and the records it refused are written by a rewrite
+  EXPECT_EQ(s->stats().memory_only, 0u);
+  s.reset();
+  s = OpenSpool(dir.path());
   std::vector<std::string> want;
   for (int i = 0; i <= 11; ++i) want.push_back(Numbered(i).url);
   EXPECT_EQ(Drain(*s), want);
@@ -307,6 +314,96 @@ TEST(Spool, CompactionKeepsEveryRecordWhereverItWasHeld) {
     s->Ack(r->id);
   }
   EXPECT_TRUE(s->empty());
+}
+
+// Random appends, batch writes, deliveries (with the front in flight while more arrive),
+// syncs, refused writes (RLIMIT_FSIZE) and clean reopens against a small cap: every request
+// appended is delivered exactly once (alone or inside a summary), in id order.
+TEST(Spool, RandomOperationsLoseAndDuplicateNothing) {
+  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    SCOPED_TRACE(seed);
+    TempDir dir;
+    std::mt19937 rng(seed);
+    const uint64_t cap = 3000 + rng() % (64 * 1024);
+    auto s = OpenSpool(dir.path(), cap);
+    uint64_t appended = 0, delivered = 0, last_id = 0;
+    int next = 0;
+    std::set<std::string> seen;
+    std::optional<Spool::Record> in_flight;
+    auto deliver = [&](const Spool::Record& r) {
+      EXPECT_GT(r.id, last_id);
+      last_id = r.id;
+      delivered += r.hit.count;
+      if (r.hit.flags.find("spool-overflow") == std::string::npos) {
+        EXPECT_TRUE(seen.insert(r.hit.url).second) << "delivered twice: " << r.hit.url;
+      }
+    };
+    for (int op = 0; op < 1500; ++op) {
+      const auto k = rng() % 100;
+      const bool refuse = rng() % 12 == 0;
+      if (refuse) {
+        rlimit limited = saved;
+        limited.rlim_cur = s->stats().file_bytes + rng() % 300;
+        setrlimit(RLIMIT_FSIZE, &limited);
+      }
+      if (k < 60) {
+        Hit h = Numbered(next++);
+        h.count = 1 + rng() % 3;
+        if (rng() % 8 == 0) h.cmdline.assign(static_cast<size_t>(rng() % 9000), 'c');
+        appended += h.count;
+        s->Append(h);
+      } else if (k < 68) {
+        s->WriteBatch();
+      } else if (k < 72) {
+        s->Sync();
+      } else if (k < 90) {
+        if (in_flight) {
+          deliver(*in_flight);
+          s->Ack(in_flight->id);
+          in_flight.reset();
+        } else if (auto r = s->Front()) {
+          if (rng() % 2) {
+            s->set_front_in_flight(true);
+            in_flight = r;
+          } else {
+            deliver(*r);
+            s->Ack(r->id);
+          }
+        }
+      } else if (k < 93 && !refuse && !in_flight && (s->WriteBatch(), s->stats().memory_only == 0)) {
+        // A clean reopen (memory-only records would be lost by design: not durable).
+        s.reset();
+        s = OpenSpool(dir.path(), cap);
+      }
+      if (refuse) setrlimit(RLIMIT_FSIZE, &saved);
+      if (rng() % 50 == 0) {  // what a kill -9 now leaves: nothing delivered comes back
+        TempDir crash;
+        std::filesystem::copy_file(dir / "spool.log", crash / "spool.log");
+        std::filesystem::copy_file(dir / "spool.ack", crash / "spool.ack");
+        auto c = OpenSpool(crash.path(), cap);
+        while (auto r = c->Front()) {
+          if (r->hit.flags.find("spool-overflow") == std::string::npos) {
+            EXPECT_FALSE(seen.count(r->hit.url)) << "delivered, back after a crash: " << r->hit.url;
+          }
+          c->Ack(r->id);
+        }
+      }
+    }
+    if (in_flight) {
+      deliver(*in_flight);
+      s->Ack(in_flight->id);
+    }
+    while (auto r = s->Front()) {
+      deliver(*r);
+      s->Ack(r->id);
+    }
+    EXPECT_EQ(delivered, appended) << "corrupt=" << s->stats().corrupt_records << " werr=" << s->stats().write_errors;
+    EXPECT_EQ(s->stats().pending_bytes, 0u);
+  }
+  std::signal(SIGXFSZ, previous_handler);
 }
 
 }  // namespace
