@@ -183,6 +183,28 @@ TEST(Spool, InFlightFrontIsNotSummarised) {
   EXPECT_EQ(total, 100u);
 }
 
+// Runs fn with writes past `limit` bytes of a file refused (EFBIG), as a full disk refuses
+// them (ENOSPC).
+template <class Fn>
+void WithFileSizeLimit(uint64_t limit, Fn fn) {
+  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit limited = saved;
+  limited.rlim_cur = limit;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
+  fn();
+  setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous_handler);
+}
+
+// The urls of Numbered(0) ... Numbered(last).
+std::vector<std::string> UrlsUpTo(int last) {
+  std::vector<std::string> urls;
+  for (int i = 0; i <= last; ++i) urls.push_back(Numbered(i).url);
+  return urls;
+}
+
 uint64_t FileSize(const std::string& path) {
   struct stat st{};
   return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
@@ -205,9 +227,7 @@ TEST(Spool, AppendsGatherUntilOneWriteAndEveryOneSurvivesReopen) {
     s->Append(Numbered(20));  // left in the batch: the destructor writes it
   }
   auto s = OpenSpool(dir.path());
-  std::vector<std::string> want;
-  for (int i = 0; i <= 20; ++i) want.push_back(Numbered(i).url);
-  EXPECT_EQ(Drain(*s), want);
+  EXPECT_EQ(Drain(*s), UrlsUpTo(20));
 }
 
 TEST(Spool, AFullBatchIsWrittenAtOnce) {
@@ -245,15 +265,8 @@ TEST(Spool, ABatchTheDiskRefusesIsKeptInMemoryWholeAndDelivered) {
   ASSERT_GT(on_disk, 0u);
   for (int i = 1; i <= 10; ++i) s->Append(Numbered(i));
 
-  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit limited = saved;
-  limited.rlim_cur = on_disk + 40;  // a part of the batch would fit: none of it may stay
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
-  s->WriteBatch();
-  setrlimit(RLIMIT_FSIZE, &saved);
-  std::signal(SIGXFSZ, previous_handler);
+  // A part of the batch would fit: none of it may stay.
+  WithFileSizeLimit(on_disk + 40, [&] { s->WriteBatch(); });
 
   EXPECT_EQ(FileSize(dir / "spool.log"), on_disk);  // no torn record
   const Spool::Stats st = s->stats();
@@ -265,9 +278,7 @@ TEST(Spool, ABatchTheDiskRefusesIsKeptInMemoryWholeAndDelivered) {
   EXPECT_EQ(s->stats().memory_only, 0u);
   s.reset();
   s = OpenSpool(dir.path());
-  std::vector<std::string> want;
-  for (int i = 0; i <= 11; ++i) want.push_back(Numbered(i).url);
-  EXPECT_EQ(Drain(*s), want);
+  EXPECT_EQ(Drain(*s), UrlsUpTo(11));
 }
 
 // Runs of records on disk are copied as they are and records held in memory (the disk refused
@@ -283,15 +294,7 @@ TEST(Spool, CompactionKeepsEveryRecordWhereverItWasHeld) {
   for (int i = 0; i < 350; ++i) s->Append(numbered_big(i));
   s->WriteBatch();
   for (int i = 350; i < 360; ++i) s->Append(numbered_big(i));
-  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit limited = saved;
-  limited.rlim_cur = s->stats().file_bytes;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
-  s->WriteBatch();
-  setrlimit(RLIMIT_FSIZE, &saved);
-  std::signal(SIGXFSZ, previous_handler);
+  WithFileSizeLimit(s->stats().file_bytes, [&] { s->WriteBatch(); });
   ASSERT_EQ(s->stats().memory_only, 10u);
   for (int i = 360; i < 400; ++i) s->Append(numbered_big(i));
   for (int i = 0; i < 300; ++i) {  // a delivered prefix of 1.2 MB: the ack rewrites the file
