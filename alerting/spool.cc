@@ -327,7 +327,7 @@ void Spool::WriteBatch() {
       const auto frame = ParseFrame(batch_, it->offset - file_size_);
       it->payload = std::string(frame ? frame->payload : std::string_view());
       it->offset = 0;
-      held_in_memory_ = true;
+      ++memory_only_;
     }
   }
   batch_.clear();
@@ -381,6 +381,7 @@ void Spool::Ack(uint64_t id) {
   WriteBatch();
   if (entries_.empty() || entries_.front().id != id) return;
   pending_bytes_ -= entries_.front().size;
+  if (entries_.front().payload) --memory_only_;
   entries_.pop_front();
   front_in_flight_ = false;
   acked_id_ = id;
@@ -398,9 +399,7 @@ void Spool::Ack(uint64_t id) {
 
 void Spool::Sync() {
   WriteBatch();
-  // Records the disk refused reach it by a rewrite, once writes work again and the file
-  // system has room for the whole rewrite (else each sync would write a doomed copy).
-  if (held_in_memory_ && !disk_failing_ && RewriteFits()) Compact();
+  if (memory_only_ > 0) RetryRewrite();
   if (!dirty_) return;
   if (::fdatasync(fd_.get()) != 0) {
     stats_.write_errors++;
@@ -452,7 +451,10 @@ void Spool::EnforceCap(uint64_t incoming) {
     s.flags = MergeFlags(s.flags, hit->flags);
   }
   const uint64_t summary_id = entries_[end - 1].id;  // keeps file order == id order
-  for (size_t i = start; i < end; ++i) pending_bytes_ -= entries_[i].size;
+  for (size_t i = start; i < end; ++i) {
+    pending_bytes_ -= entries_[i].size;
+    if (entries_[i].payload) --memory_only_;
+  }
   entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(start),
                  entries_.begin() + static_cast<std::ptrdiff_t>(end));
   if (summary) {
@@ -460,7 +462,7 @@ void Spool::EnforceCap(uint64_t incoming) {
     s.flags = MergeFlags(s.flags, "spool-overflow");
     std::string payload = EncodeHit(s);
     Entry e{summary_id, 0, static_cast<uint32_t>(kHeader + payload.size()), std::move(payload)};
-    held_in_memory_ = true;
+    ++memory_only_;
     pending_bytes_ += e.size;
     entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(start), std::move(e));
     stats_.summaries++;
@@ -473,9 +475,31 @@ void Spool::EnforceCap(uint64_t incoming) {
 
 bool Spool::RewriteFits() const {
   struct statvfs fs{};
-  if (::fstatvfs(fd_.get(), &fs) != 0) return true;  // cannot tell: try
+  if (::fstatvfs(fd_.get(), &fs) != 0 || fs.f_frsize == 0) return true;  // cannot tell: try
   constexpr uint64_t kMargin = 1u << 20;
-  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize > pending_bytes_ + kMargin;
+  return fs.f_favail > 0 && fs.f_bavail > (pending_bytes_ + kMargin) / fs.f_frsize;
+}
+
+void Spool::RetryRewrite() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_rewrite_) return;
+  const uint64_t held = memory_only_;
+  if (RewriteFits() && Compact()) {
+    rewrite_backoff_ = {};
+    disk_failing_ = false;
+    Log(fmt::format("spool: {} records held in memory are on disk again", held));
+    return;
+  }
+  // The first retry soon (a disk that had a moment of trouble), then at most once a minute:
+  // a rewrite copies the whole spool, under the owner's lock.
+  rewrite_backoff_ = std::clamp(rewrite_backoff_ * 2, kRewriteBackoffFirst, kRewriteBackoffMax);
+  next_rewrite_ = now + rewrite_backoff_;
+  if (!rewrite_failing_) {
+    Log(fmt::format("spool: cannot rewrite {} to store {} records held in memory{}; retrying "
+                    "with backoff", log_path_, held,
+                    RewriteFits() ? "" : " (not enough free space or inodes for the whole spool)"));
+  }
+  rewrite_failing_ = true;
 }
 
 bool Spool::Compact() {
@@ -522,7 +546,9 @@ bool Spool::Compact() {
       write_framed(entries_[k], payload ? *payload : std::string());
     }
   }
-  if (!ok || ::fdatasync(out.get()) != 0 || ::rename(tmp.c_str(), log_path_.c_str()) != 0) {
+  // A fallback that wrote less than a failed copy leaves nothing stale behind the last record.
+  if (!ok || ::ftruncate(out.get(), static_cast<off_t>(size)) != 0 || ::fdatasync(out.get()) != 0 ||
+      ::rename(tmp.c_str(), log_path_.c_str()) != 0) {
     stats_.write_errors++;
     ::unlink(tmp.c_str());
     return false;
@@ -538,7 +564,8 @@ bool Spool::Compact() {
   pending_bytes_ = size;
   file_size_ = size;
   dirty_ = false;
-  held_in_memory_ = false;
+  memory_only_ = 0;
+  rewrite_failing_ = false;
   return true;
 }
 

@@ -17,6 +17,7 @@
 // Not thread-safe: the owner serialises all calls.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -74,12 +75,13 @@ class Spool {
   std::optional<Record> Front();
   // REQUIRES: id == Front()->id. The record is delivered; persist that.
   void Ack(uint64_t id);
-  // Writes the batch, rewrites the file if the disk works again after refusing records (held
-  // in memory meanwhile), then makes appended records durable (fdatasync) if anything changed
-  // since the last Sync.
+  // Writes the batch; rewrites the file when records the disk refused are held in memory and
+  // the last failed attempt is long enough ago (backoff from 0.2 s to 60 s); then makes
+  // appended records durable (fdatasync) if anything changed since the last Sync.
   void Sync();
-  // Something appended is not yet durable (written but not synced, or not yet written).
-  bool dirty() const { return dirty_ || !batch_.empty(); }
+  // Something appended is not yet durable: written but not synced, not yet written, or held
+  // in memory because the disk refused it (then every Sync may retry the disk).
+  bool dirty() const { return dirty_ || !batch_.empty() || memory_only_ > 0; }
   bool empty() const { return entries_.empty(); }
   // The front record is being sent: cap summaries leave it alone.
   void set_front_in_flight(bool v) { front_in_flight_ = v; }
@@ -104,6 +106,9 @@ class Spool {
   bool Compact();
   // The file system has room for a rewrite (or cannot say).
   bool RewriteFits() const;
+  // Rewrites the file to bring the records held in memory to disk, unless a failed attempt
+  // was too recent.
+  void RetryRewrite();
   void Log(std::string_view line) const;
 
   Options opts_;
@@ -122,7 +127,13 @@ class Spool {
   bool dirty_ = false;
   bool front_in_flight_ = false;
   bool disk_failing_ = false;
-  bool held_in_memory_ = false;  // some records may be in memory only: Sync rewrites the file
+  uint64_t memory_only_ = 0;  // entries the disk refused, held in memory until a rewrite
+  // Sync retries the rewrite that brings them to disk with backoff, and says so once.
+  static constexpr std::chrono::milliseconds kRewriteBackoffFirst{200};
+  static constexpr std::chrono::milliseconds kRewriteBackoffMax{60'000};
+  std::chrono::milliseconds rewrite_backoff_{};
+  std::chrono::steady_clock::time_point next_rewrite_{};
+  bool rewrite_failing_ = false;
   Stats stats_;
 };
 

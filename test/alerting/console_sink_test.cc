@@ -1,13 +1,16 @@
 #include "alerting/console_sink.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <filesystem>
 #include <map>
 
 #include <gtest/gtest.h>
 
+#include "alerting/hit_codec.h"
 #include "alerting/hit_format.h"
 #include "alerting/registration.h"
 #include "alerting/spool.h"
@@ -40,6 +43,51 @@ void PublishSameRequest(ConsoleSink& sink, int n, int first_port = 30000) {
     h.src = "10.0.0.9:" + std::to_string(first_port + i);
     sink.Publish(h);
   }
+}
+
+
+// Runs fn with writes past `limit` bytes of a file refused (EFBIG), as a full disk refuses
+// them (ENOSPC). The mock console is a child process started before: not limited.
+template <class Fn>
+void WithFileSizeLimit(uint64_t limit, Fn fn) {
+  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit limited = saved;
+  limited.rlim_cur = limit;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
+  fn();
+  setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous_handler);
+}
+
+// The requests a start on `state_dir` would find: spool.log's undelivered records plus the
+// fold journal's counts (read from copies: the dir may be in use by a sink).
+uint64_t RequestsLeftIn(const std::string& state_dir) {
+  TempDir copy;
+  for (const char* f : {"spool.log", "spool.ack", "folds.pending"}) {
+    if (std::filesystem::exists(state_dir + "/" + f)) {
+      std::filesystem::copy_file(state_dir + "/" + f, copy / f);
+    }
+  }
+  const std::string dir = copy.path();
+  uint64_t n = 0;
+  std::string error;
+  auto spool = Spool::Open({dir, 64ull << 20, {}}, &error);
+  EXPECT_TRUE(spool) << error;
+  while (spool) {
+    auto r = spool->Front();
+    if (!r) break;
+    n += r->hit.count;
+    spool->Ack(r->id);
+  }
+  std::ifstream in(dir + "/folds.pending", std::ios::binary);
+  const std::string journal((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  bool rest_bad = false;
+  for (auto payload : ParseFrames(journal, &rest_bad)) {
+    if (auto h = DecodeHit(payload)) n += h->count;
+  }
+  return n;
 }
 
 class ConsoleSinkTest : public ::testing::Test {
@@ -468,6 +516,89 @@ TEST_F(ConsoleSinkTest, StopReturnsWithinTwoSecondsWhileTheConsoleHangs) {
   sink->Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   EXPECT_EQ(sink->counters().spool_records, 1u);  // still spooled for the next start
+}
+
+// Known gap, disabled until fixed (found in review; older than the batched spool, where a
+// refused append was held in memory just the same): on a disk that refuses the spool's
+// writes, the fold journal is rewritten or removed as if the follow-ups it held were on disk,
+// so a stop or a kill -9 before the disk takes them loses those counts. A fix: the journal
+// keeps (or is written with) the records the spool holds in memory, and is not removed
+// while there are any. docs/alerts.md, "Disk full / I/O errors".
+
+// A clean stop on a full disk: Flush drains the open windows into the spool, the batch is
+// refused (kept in memory only), and the journal, the one file that still had the counts,
+// is removed anyway (unlink works on a full disk). The process then exits: the folded
+// requests are in neither file.
+TEST_F(ConsoleSinkTest, DISABLED_AStopOnARefusingDiskKeepsTheFoldJournal) {
+  ASSERT_TRUE(mock_->SetMode("500"));  // registration fails: nothing reads the spool
+  const auto c = LongFoldConfig();
+  auto sink = MakeSink(c);
+  sink->Start();
+  PublishSameRequest(*sink, 5, 33000);  // 1 spooled, 4 folded
+  sink->EndBatch();
+  const std::string journal = c.state_dir + "/folds.pending";
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(journal); }, 2s));
+  std::this_thread::sleep_for(100ms);  // journal holds the 4, spool.log the 1, both written
+  ASSERT_EQ(RequestsLeftIn(c.state_dir), 5u);
+  const auto spool_size = std::filesystem::file_size(c.state_dir + "/spool.log");
+  WithFileSizeLimit(spool_size, [&] { sink->Stop(); });
+  sink.reset();
+  EXPECT_EQ(RequestsLeftIn(c.state_dir), 5u) << log_.joined();
+}
+
+// The same at a window's expiry, then a kill -9: the spool's write of the follow-up is
+// refused, the journal is rewritten without the window anyway.
+TEST_F(ConsoleSinkTest, DISABLED_AClosedWindowTheSpoolRefusedStaysInTheJournal) {
+  ASSERT_TRUE(mock_->SetMode("500"));
+  auto c = MakeConfig();
+  c.fold_window = 300ms;
+  c.sync_interval = 10ms;
+  auto sink = MakeSink(c);
+  sink->Start();
+  PublishSameRequest(*sink, 5, 34000);
+  sink->EndBatch();
+  const std::string journal = c.state_dir + "/folds.pending";
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(journal); }, 2s));
+  std::this_thread::sleep_for(50ms);
+  const auto spool_size = std::filesystem::file_size(c.state_dir + "/spool.log");
+  TempDir crashed;
+  WithFileSizeLimit(spool_size, [&] {
+    ASSERT_TRUE(WaitFor([&] { return !std::filesystem::exists(journal); }, 2s));
+    // What a kill -9 now would leave.
+    std::filesystem::copy_file(c.state_dir + "/spool.log", crashed / "spool.log");
+    if (std::filesystem::exists(journal)) std::filesystem::copy_file(journal, crashed / "folds.pending");
+  });
+  EXPECT_EQ(RequestsLeftIn(crashed.path()), 5u) << "the window is in neither file";
+  EXPECT_EQ(sink->counters().spool_memory_only, 1u);
+  sink->Stop();
+}
+
+// A start on a full disk: RecoverFoldJournal's appends are refused (memory only) and the
+// journal is unlinked; a stop (or a kill -9) before the disk frees loses them.
+TEST_F(ConsoleSinkTest, DISABLED_RecoveredFoldsTheSpoolRefusesStayInTheJournal) {
+  ASSERT_TRUE(mock_->SetMode("500"));
+  const auto c = LongFoldConfig();
+  const std::string crashed = state_.path() + "/crashed";
+  {
+    auto sink = MakeSink(c);
+    sink->Start();
+    PublishSameRequest(*sink, 5, 35000);
+    sink->EndBatch();
+    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(c.state_dir + "/folds.pending"); }, 2s));
+    std::this_thread::sleep_for(100ms);
+    std::filesystem::copy(c.state_dir, crashed, std::filesystem::copy_options::recursive);
+    sink->Stop();
+  }
+  ASSERT_EQ(RequestsLeftIn(crashed), 5u);
+  auto again = MakeConfig();
+  again.state_dir = crashed;
+  WithFileSizeLimit(std::filesystem::file_size(crashed + "/spool.log"), [&] {
+    auto restarted = MakeSink(again);  // recovers the journal: the append is refused
+    ASSERT_TRUE(restarted);
+    EXPECT_EQ(restarted->counters().spool_memory_only, 1u);
+    restarted->Stop();
+  });
+  EXPECT_EQ(RequestsLeftIn(crashed), 5u) << log_.joined();
 }
 
 TEST(ConsoleSinkCreate, RejectsBadConfigWithOneLine) {

@@ -11,9 +11,11 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "alerting/hit_codec.h"
 #include "test/alerting/test_util.h"
 
 namespace nfq::alerting {
@@ -407,6 +409,140 @@ TEST(Spool, RandomOperationsLoseAndDuplicateNothing) {
     EXPECT_EQ(s->stats().pending_bytes, 0u);
   }
   std::signal(SIGXFSZ, previous_handler);
+}
+
+// Records the disk refused, held in memory: when and how they reach the disk again.
+
+// dirty() is "something appended is not yet durable": records the disk refused are exactly
+// that. While it says false the sink's worker never calls Sync again (Run syncs only a dirty
+// spool), so nothing retries them until some later hit is appended.
+TEST(Spool, ARefusedBatchLeavesTheSpoolDirty) {
+  TempDir dir;
+  auto s = OpenSpool(dir.path());
+  s->Append(Numbered(0));
+  s->Sync();
+  ASSERT_FALSE(s->dirty());
+  for (int i = 1; i <= 5; ++i) s->Append(Numbered(i));
+  WithFileSizeLimit(s->stats().file_bytes, [&] { s->WriteBatch(); });
+  ASSERT_EQ(s->stats().memory_only, 5u);
+  EXPECT_TRUE(s->dirty()) << "5 records only in memory, yet the spool says all is durable";
+}
+
+// The disk works again but no new hit arrives (IMDS hits are rare): disk_failing_ is only
+// cleared by a successful batch write, so Sync never rewrites, and a clean stop (Flush ->
+// Sync, then the destructor) loses the records though the disk would take them.
+TEST(Spool, ASyncAfterTheDiskRecoversWritesRefusedRecordsWithoutANewAppend) {
+  TempDir dir;
+  auto s = OpenSpool(dir.path());
+  s->Append(Numbered(0));
+  s->Sync();
+  for (int i = 1; i <= 5; ++i) s->Append(Numbered(i));
+  WithFileSizeLimit(s->stats().file_bytes, [&] { s->WriteBatch(); });
+  ASSERT_EQ(s->stats().memory_only, 5u);
+  s->Sync();  // the limit is gone: the disk takes writes again
+  EXPECT_EQ(s->stats().memory_only, 0u);
+  s.reset();  // a clean stop
+  s = OpenSpool(dir.path());
+  EXPECT_EQ(Drain(*s), UrlsUpTo(5));
+}
+
+// Batches fit (disk_failing_ stays false) but the rewrite does not, for a reason RewriteFits
+// cannot see (quota, no free inode for spool.log.tmp, EIO, here RLIMIT_FSIZE): every Sync
+// (one per sync interval under load, under the sink's mu_) writes a doomed copy of the whole
+// spool, and not one line says so.
+TEST(Spool, ARewriteTheDiskRefusesIsLoggedAndNotRetriedAtEverySync) {
+  TempDir dir;
+  std::vector<std::string> lines;
+  std::string error;
+  auto s = Spool::Open({dir.path(), 64ull << 20, [&](std::string_view l) { lines.emplace_back(l); }},
+                       &error);
+  ASSERT_TRUE(s) << error;
+  for (int i = 0; i < 10; ++i) {
+    Hit h = Numbered(i);
+    h.cmdline.assign(1000, 'c');
+    s->Append(h);
+  }
+  WithFileSizeLimit(0, [&] { s->WriteBatch(); });
+  ASSERT_EQ(s->stats().memory_only, 10u);
+  const size_t lines_before = lines.size();
+  const uint64_t errors_before = s->stats().write_errors;
+  WithFileSizeLimit(8000, [&] {  // each small batch fits; the 14 kB rewrite does not
+    for (int i = 10; i < 30; ++i) {
+      s->Append(Numbered(i));
+      s->Sync();
+    }
+  });
+  const uint64_t rewrites_refused = s->stats().write_errors - errors_before;
+  EXPECT_LE(rewrites_refused, 3u) << "a full rewrite attempted at every one of 20 syncs";
+  bool reported = false;
+  for (size_t i = lines_before; i < lines.size(); ++i) {
+    reported |= lines[i].find("writes work again") == std::string::npos;
+  }
+  EXPECT_TRUE(reported) << "refused rewrites are never logged";
+  // No limit: the next attempt after the backoff (0.2 s, then 0.4 s...) goes through.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (s->stats().memory_only > 0 && std::chrono::steady_clock::now() < deadline) {
+    s->Sync();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(s->stats().memory_only, 0u);
+  s.reset();
+  s = OpenSpool(dir.path());
+  EXPECT_EQ(Drain(*s).size(), 30u);
+}
+
+// held_in_memory_ is only cleared by a successful rewrite: once the held records are
+// delivered straight from memory the flag stays set, and while the rewrite cannot run (here
+// spool.log.tmp cannot be created, as with no free inode) every Sync tries it again though
+// nothing at all is held.
+TEST(Spool, NoRewriteIsTriedOnceNothingIsHeldInMemory) {
+  TempDir dir;
+  auto s = OpenSpool(dir.path());
+  s->Append(Numbered(0));
+  s->Sync();
+  s->Append(Numbered(1));
+  WithFileSizeLimit(s->stats().file_bytes, [&] { s->WriteBatch(); });
+  ASSERT_EQ(s->stats().memory_only, 1u);
+  std::filesystem::create_directory(dir / "spool.log.tmp");  // open(O_CREAT) fails: EISDIR
+  EXPECT_EQ(Drain(*s), UrlsUpTo(1));                         // delivered from memory
+  ASSERT_EQ(s->stats().memory_only, 0u);
+  const uint64_t errors_before = s->stats().write_errors;
+  for (int i = 2; i < 12; ++i) {
+    s->Append(Numbered(i));
+    s->Sync();
+  }
+  EXPECT_EQ(s->stats().write_errors, errors_before) << "rewrites tried with nothing held";
+}
+
+// The record-by-record fallback writes less than the failed run copy had already written
+// (an unreadable record becomes a 20-byte frame), and the new file is never truncated to
+// the size Compact computed: stale bytes follow the last record, file_bytes disagrees with
+// the file, and a kill -9 before they are overwritten makes the next Open report a torn tail
+// that no crash tore. Unreadable records are simulated by cutting spool.log short.
+TEST(Spool, ARecordByRecordRewriteLeavesNoStaleBytesBehindTheLastRecord) {
+  auto big = [](int i) {
+    Hit h = Numbered(i);
+    h.cmdline.assign(4000, 'x');
+    return h;
+  };
+  const uint64_t r = EncodeFrame(1, EncodeHit(big(0))).size();
+  TempDir dir;
+  auto s = OpenSpool(dir.path(), 10 * r + r / 2);
+  for (int i = 0; i < 10; ++i) s->Append(big(i));
+  s->WriteBatch();
+  ASSERT_EQ(s->stats().file_bytes, 10 * r);
+  std::filesystem::resize_file(dir / "spool.log", 7 * r + r / 2);  // 7 torn, 8 and 9 gone
+  s->Append(big(10));  // the cap: 0..5 summarised, 6..9 copied (the copy fails: EIO)
+  ASSERT_EQ(s->stats().summaries, 1u);
+  EXPECT_EQ(FileSize(dir / "spool.log"), s->stats().file_bytes);
+  TempDir crash;  // a kill -9 now
+  std::filesystem::copy_file(dir / "spool.log", crash / "spool.log");
+  auto c = OpenSpool(crash.path());
+  EXPECT_EQ(c->stats().corrupt_records, 0u);
+  EXPECT_EQ(c->stats().pending_records, 5u);  // summary, 6, and the empty frames of 7..9
+  // Sizes after the fallback agree with what was written.
+  s->WriteBatch();
+  EXPECT_EQ(s->stats().pending_bytes, s->stats().file_bytes);
 }
 
 }  // namespace
