@@ -110,6 +110,7 @@ std::unique_ptr<ConsoleSink> ConsoleSink::Create(Config config, std::string* err
 ConsoleSink::ConsoleSink(Config config)
     : cfg_(std::move(config)),
       folder_(cfg_.fold_window, cfg_.fold_max_keys),
+      journal_retry_delay_(cfg_.sync_interval),
       rng_(std::random_device{}()) {}
 
 ConsoleSink::~ConsoleSink() { Stop(); }
@@ -186,8 +187,13 @@ void ConsoleSink::RecoverFoldJournal() {
     }
   }
   spool_->Sync();
-  ::unlink(path.c_str());
-  FsyncDir(cfg_.state_dir);
+  // Spooled, unless the disk refused them: then the journal stays, the one copy on disk.
+  if (spool_->held_in_memory() == 0) {
+    ::unlink(path.c_str());
+    FsyncDir(cfg_.state_dir);
+  } else {
+    journaled_held_ = spool_->held_generation();
+  }
   if (hits > 0 || rest_bad) {
     Log(fmt::format("console: spooled {} folded follow-up hits ({} requests) that the last run "
                     "left pending{}",
@@ -199,6 +205,10 @@ void ConsoleSink::WriteFoldJournalLocked() {
   std::string data;
   uint64_t id = 0;
   for (const Hit& h : folder_.Pending()) data += EncodeFrame(++id, EncodeHit(h));
+  // Spooled hits the disk refused are no more durable than open windows: they stay in the
+  // journal until the spool has them on disk (a crash then counts them twice, never not).
+  const uint64_t held = spool_->held_generation();
+  spool_->AppendHeldFrames(&id, &data);
   const std::string path = FoldJournalPath(cfg_.state_dir);
   std::string error;
   bool ok = true;
@@ -209,7 +219,12 @@ void ConsoleSink::WriteFoldJournalLocked() {
     ok = AtomicWriteFile(path, data, 0600, &error, /*durable=*/false);
   }
   folds_dirty_ = !ok;
+  if (ok) journaled_held_ = held;
   folds_written_ = SteadyClock::now();
+  // A journal the disk refuses is tried again later and later (it may hold many records).
+  journal_retry_delay_ = ok ? cfg_.sync_interval
+                            : std::min(std::max(journal_retry_delay_ * 2, std::chrono::milliseconds(200)),
+                                       std::chrono::milliseconds(60'000));
   if (!ok && !fold_journal_failing_) {
     Log(fmt::format("console: fold journal: {}; folded counts are kept in memory only until "
                     "it can be written", error));
@@ -265,7 +280,9 @@ void ConsoleSink::Run() {
     // between the two must find them in one or the other); new folds at most every sync
     // interval.
     if (expired) spool_->WriteBatch();
-    if (expired || (folds_dirty_ && now >= folds_written_ + cfg_.sync_interval)) {
+    // Records the disk refused (or took back after refusing) change what the journal keeps.
+    if (spool_->held_generation() != journaled_held_) folds_dirty_ = true;
+    if (expired || (folds_dirty_ && now >= folds_written_ + journal_retry_delay_)) {
       WriteFoldJournalLocked();
     }
     if (spool_->dirty() && now >= dirty_since_ + cfg_.sync_interval) {
@@ -371,7 +388,7 @@ void ConsoleSink::Run() {
       if (!wake || t < *wake) wake = t;
     };
     if (spool_->dirty()) earliest(dirty_since_ + cfg_.sync_interval);
-    if (folds_dirty_) earliest(folds_written_ + cfg_.sync_interval);
+    if (folds_dirty_) earliest(folds_written_ + journal_retry_delay_);
     if (token_url_.empty() || !spool_->empty()) earliest(next_attempt_);
     if (wake) {
       cv_.wait_until(lk, *wake);

@@ -328,6 +328,7 @@ void Spool::WriteBatch() {
       it->payload = std::string(frame ? frame->payload : std::string_view());
       it->offset = 0;
       ++memory_only_;
+      ++held_generation_;
     }
   }
   batch_.clear();
@@ -381,7 +382,10 @@ void Spool::Ack(uint64_t id) {
   WriteBatch();
   if (entries_.empty() || entries_.front().id != id) return;
   pending_bytes_ -= entries_.front().size;
-  if (entries_.front().payload) --memory_only_;
+  if (entries_.front().payload) {
+    --memory_only_;
+    ++held_generation_;
+  }
   entries_.pop_front();
   front_in_flight_ = false;
   acked_id_ = id;
@@ -453,7 +457,10 @@ void Spool::EnforceCap(uint64_t incoming) {
   const uint64_t summary_id = entries_[end - 1].id;  // keeps file order == id order
   for (size_t i = start; i < end; ++i) {
     pending_bytes_ -= entries_[i].size;
-    if (entries_[i].payload) --memory_only_;
+    if (entries_[i].payload) {
+      --memory_only_;
+      ++held_generation_;
+    }
   }
   entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(start),
                  entries_.begin() + static_cast<std::ptrdiff_t>(end));
@@ -463,6 +470,7 @@ void Spool::EnforceCap(uint64_t incoming) {
     std::string payload = EncodeHit(s);
     Entry e{summary_id, 0, static_cast<uint32_t>(kHeader + payload.size()), std::move(payload)};
     ++memory_only_;
+    ++held_generation_;
     pending_bytes_ += e.size;
     entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(start), std::move(e));
     stats_.summaries++;
@@ -471,6 +479,13 @@ void Spool::EnforceCap(uint64_t incoming) {
   Log(fmt::format("spool: at its cap of {} bytes; {} oldest undelivered hits summarised into one",
                   opts_.cap_bytes, records));
   Compact();
+}
+
+void Spool::AppendHeldFrames(uint64_t* id, std::string* out) const {
+  if (memory_only_ == 0) return;
+  for (const Entry& e : entries_) {
+    if (e.payload) AppendFrame(++*id, *e.payload, out);
+  }
 }
 
 bool Spool::RewriteFits() const {
@@ -564,6 +579,7 @@ bool Spool::Compact() {
   pending_bytes_ = size;
   file_size_ = size;
   dirty_ = false;
+  if (memory_only_ > 0) ++held_generation_;
   memory_only_ = 0;
   rewrite_failing_ = false;
   return true;

@@ -83,6 +83,13 @@ class Spool {
   // in memory because the disk refused it (then every Sync may retry the disk).
   bool dirty() const { return dirty_ || !batch_.empty() || memory_only_ > 0; }
   bool empty() const { return entries_.empty(); }
+  // Records the disk refused, held in memory (lost with the process unless kept elsewhere).
+  uint64_t held_in_memory() const { return memory_only_; }
+  // Changes whenever that set of records does.
+  uint64_t held_generation() const { return held_generation_; }
+  // Appends those records to *out as frames numbered from ++*id: the fold journal keeps them
+  // with the counts of open windows, the other things a crash would otherwise lose.
+  void AppendHeldFrames(uint64_t* id, std::string* out) const;
   // The front record is being sent: cap summaries leave it alone.
   void set_front_in_flight(bool v) { front_in_flight_ = v; }
   Stats stats() const;
@@ -128,6 +135,7 @@ class Spool {
   bool front_in_flight_ = false;
   bool disk_failing_ = false;
   uint64_t memory_only_ = 0;  // entries the disk refused, held in memory until a rewrite
+  uint64_t held_generation_ = 0;
   // Sync retries the rewrite that brings them to disk with backoff, and says so once.
   static constexpr std::chrono::milliseconds kRewriteBackoffFirst{200};
   static constexpr std::chrono::milliseconds kRewriteBackoffMax{60'000};

@@ -518,18 +518,10 @@ TEST_F(ConsoleSinkTest, StopReturnsWithinTwoSecondsWhileTheConsoleHangs) {
   EXPECT_EQ(sink->counters().spool_records, 1u);  // still spooled for the next start
 }
 
-// Known gap, disabled until fixed (found in review; older than the batched spool, where a
-// refused append was held in memory just the same): on a disk that refuses the spool's
-// writes, the fold journal is rewritten or removed as if the follow-ups it held were on disk,
-// so a stop or a kill -9 before the disk takes them loses those counts. A fix: the journal
-// keeps (or is written with) the records the spool holds in memory, and is not removed
-// while there are any. docs/alerts.md, "Disk full / I/O errors".
-
-// A clean stop on a full disk: Flush drains the open windows into the spool, the batch is
-// refused (kept in memory only), and the journal, the one file that still had the counts,
-// is removed anyway (unlink works on a full disk). The process then exits: the folded
-// requests are in neither file.
-TEST_F(ConsoleSinkTest, DISABLED_AStopOnARefusingDiskKeepsTheFoldJournal) {
+// On a disk that refuses the spool's writes, the fold journal keeps what the spool could
+// only hold in memory, so neither a stop nor a kill -9 loses those counts (found in review;
+// older than the batched spool).
+TEST_F(ConsoleSinkTest, AStopOnARefusingDiskKeepsTheFoldJournal) {
   ASSERT_TRUE(mock_->SetMode("500"));  // registration fails: nothing reads the spool
   const auto c = LongFoldConfig();
   auto sink = MakeSink(c);
@@ -547,8 +539,8 @@ TEST_F(ConsoleSinkTest, DISABLED_AStopOnARefusingDiskKeepsTheFoldJournal) {
 }
 
 // The same at a window's expiry, then a kill -9: the spool's write of the follow-up is
-// refused, the journal is rewritten without the window anyway.
-TEST_F(ConsoleSinkTest, DISABLED_AClosedWindowTheSpoolRefusedStaysInTheJournal) {
+// refused; the journal keeps the window.
+TEST_F(ConsoleSinkTest, AClosedWindowTheSpoolRefusedStaysInTheJournal) {
   ASSERT_TRUE(mock_->SetMode("500"));
   auto c = MakeConfig();
   c.fold_window = 300ms;
@@ -563,7 +555,9 @@ TEST_F(ConsoleSinkTest, DISABLED_AClosedWindowTheSpoolRefusedStaysInTheJournal) 
   const auto spool_size = std::filesystem::file_size(c.state_dir + "/spool.log");
   TempDir crashed;
   WithFileSizeLimit(spool_size, [&] {
-    ASSERT_TRUE(WaitFor([&] { return !std::filesystem::exists(journal); }, 2s));
+    // The window closes; its follow-up is refused by the disk and held in memory.
+    ASSERT_TRUE(WaitFor([&] { return sink->counters().spool_memory_only == 1; }, 2s));
+    std::this_thread::sleep_for(50ms);  // the journal had its chance to forget it
     // What a kill -9 now would leave.
     std::filesystem::copy_file(c.state_dir + "/spool.log", crashed / "spool.log");
     if (std::filesystem::exists(journal)) std::filesystem::copy_file(journal, crashed / "folds.pending");
@@ -573,9 +567,37 @@ TEST_F(ConsoleSinkTest, DISABLED_AClosedWindowTheSpoolRefusedStaysInTheJournal) 
   sink->Stop();
 }
 
+// Hits the disk refused are kept in the journal while held in memory, and leave it once a
+// rewrite has put them in spool.log: a crash after that counts them once, not twice.
+TEST_F(ConsoleSinkTest, HeldHitsLeaveTheJournalOnceTheSpoolHasThemOnDisk) {
+  ASSERT_TRUE(mock_->SetMode("500"));  // nothing reads the spool
+  auto c = MakeConfig();               // no folding: every hit a record
+  c.sync_interval = 10ms;
+  auto sink = MakeSink(c);
+  sink->Start();
+  Hit big = Numbered(100);
+  big.cmdline.assign(5000, 'c');
+  sink->Publish(big);
+  sink->EndBatch();
+  const std::string log = c.state_dir + "/spool.log";
+  const std::string journal = c.state_dir + "/folds.pending";
+  const auto spool_size = std::filesystem::file_size(log);
+  WithFileSizeLimit(spool_size + 100, [&] {  // the journal, a file of its own, still fits
+    for (int i = 0; i < 3; ++i) sink->Publish(Numbered(i));
+    sink->EndBatch();
+    ASSERT_EQ(sink->counters().spool_memory_only, 3u);
+    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(journal); }, 2s));
+    EXPECT_EQ(RequestsLeftIn(c.state_dir), 4u);  // a kill -9 now: 1 on disk, 3 in the journal
+  });
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().spool_memory_only == 0; }, 3s));
+  ASSERT_TRUE(WaitFor([&] { return !std::filesystem::exists(journal); }, 2s));
+  EXPECT_EQ(RequestsLeftIn(c.state_dir), 4u);
+  sink->Stop();
+}
+
 // A start on a full disk: RecoverFoldJournal's appends are refused (memory only) and the
 // journal is unlinked; a stop (or a kill -9) before the disk frees loses them.
-TEST_F(ConsoleSinkTest, DISABLED_RecoveredFoldsTheSpoolRefusesStayInTheJournal) {
+TEST_F(ConsoleSinkTest, RecoveredFoldsTheSpoolRefusesStayInTheJournal) {
   ASSERT_TRUE(mock_->SetMode("500"));
   const auto c = LongFoldConfig();
   const std::string crashed = state_.path() + "/crashed";
