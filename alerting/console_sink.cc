@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -173,8 +174,17 @@ std::string FoldJournalPath(const std::string& state_dir) { return state_dir + "
 
 void ConsoleSink::RecoverFoldJournal() {
   const std::string path = FoldJournalPath(cfg_.state_dir);
-  const auto data = ReadSmallFile(path, 64u << 20);
-  if (!data) return;  // none: the last run stopped cleanly or never folded
+  // Open windows, and records the spool held in memory: up to the spool's cap of those.
+  const uint64_t limit = cfg_.spool_cap_bytes + (64u << 20);
+  const auto data = ReadSmallFile(path, limit);
+  if (!data) {  // none: the last run stopped cleanly or never folded
+    struct stat st{};
+    if (::stat(path.c_str(), &st) == 0) {
+      Log(fmt::format("console: {} ({} bytes) cannot be read or is larger than {} bytes; its "
+                      "counts are not recovered", path, st.st_size, limit));
+    }
+    return;
+  }
   bool rest_bad = false;
   uint64_t hits = 0, requests = 0;
   for (std::string_view payload : ParseFrames(*data, &rest_bad)) {
@@ -221,10 +231,11 @@ void ConsoleSink::WriteFoldJournalLocked() {
   folds_dirty_ = !ok;
   if (ok) journaled_held_ = held;
   folds_written_ = SteadyClock::now();
-  // A journal the disk refuses is tried again later and later (it may hold many records).
+  // A journal the disk refuses is tried again a little later each time (it may hold many
+  // records), but within a second: once the disk takes it, new folds must be on it soon.
   journal_retry_delay_ = ok ? cfg_.sync_interval
                             : std::min(std::max(journal_retry_delay_ * 2, std::chrono::milliseconds(200)),
-                                       std::chrono::milliseconds(60'000));
+                                       std::chrono::milliseconds(1000));
   if (!ok && !fold_journal_failing_) {
     Log(fmt::format("console: fold journal: {}; folded counts are kept in memory only until "
                     "it can be written", error));
@@ -289,6 +300,8 @@ void ConsoleSink::Run() {
       spool_->Sync();
       // A sync the disk refused is tried again an interval later, not in a busy loop.
       if (spool_->dirty()) dirty_since_ = now;
+      // Its rewrite may have put held records on disk: the journal lets go of them soon.
+      if (spool_->held_generation() != journaled_held_) folds_dirty_ = true;
     }
 
     if (now >= next_attempt_ && token_url_.empty()) {

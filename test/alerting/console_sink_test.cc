@@ -23,6 +23,7 @@ using namespace std::chrono_literals;
 using testing::LogCapture;
 using testing::MockConsole;
 using testing::TempDir;
+using testing::WithFileSizeLimit;
 using testing::WaitFor;
 
 Hit Numbered(int i) {
@@ -45,21 +46,6 @@ void PublishSameRequest(ConsoleSink& sink, int n, int first_port = 30000) {
   }
 }
 
-
-// Runs fn with writes past `limit` bytes of a file refused (EFBIG), as a full disk refuses
-// them (ENOSPC). The mock console is a child process started before: not limited.
-template <class Fn>
-void WithFileSizeLimit(uint64_t limit, Fn fn) {
-  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit limited = saved;
-  limited.rlim_cur = limit;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
-  fn();
-  setrlimit(RLIMIT_FSIZE, &saved);
-  std::signal(SIGXFSZ, previous_handler);
-}
 
 // The requests a start on `state_dir` would find: spool.log's undelivered records plus the
 // fold journal's counts (read from copies: the dir may be in use by a sink).
@@ -120,6 +106,18 @@ class ConsoleSinkTest : public ::testing::Test {
     c.fold_window = 60s;
     c.sync_interval = 10ms;
     return c;
+  }
+
+  // Spools one 5 KB hit and returns spool.log's size once it is written: a file size limit
+  // a little above it refuses the spool's next writes and still lets the small journal in.
+  uint64_t SpoolOneBigHit(ConsoleSink& sink, const ConsoleSink::Config& c) {
+    Hit big = Numbered(100);
+    big.cmdline.assign(5000, 'c');
+    sink.Publish(big);
+    sink.EndBatch();
+    const std::string log = c.state_dir + "/spool.log";
+    EXPECT_TRUE(WaitFor([&] { return std::filesystem::exists(log) && std::filesystem::file_size(log) > 0; }, 2s));
+    return std::filesystem::file_size(log);
   }
 
   std::unique_ptr<ConsoleSink> MakeSink(ConsoleSink::Config c) {
@@ -575,13 +573,8 @@ TEST_F(ConsoleSinkTest, HeldHitsLeaveTheJournalOnceTheSpoolHasThemOnDisk) {
   c.sync_interval = 10ms;
   auto sink = MakeSink(c);
   sink->Start();
-  Hit big = Numbered(100);
-  big.cmdline.assign(5000, 'c');
-  sink->Publish(big);
-  sink->EndBatch();
-  const std::string log = c.state_dir + "/spool.log";
+  const auto spool_size = SpoolOneBigHit(*sink, c);
   const std::string journal = c.state_dir + "/folds.pending";
-  const auto spool_size = std::filesystem::file_size(log);
   WithFileSizeLimit(spool_size + 100, [&] {  // the journal, a file of its own, still fits
     for (int i = 0; i < 3; ++i) sink->Publish(Numbered(i));
     sink->EndBatch();
@@ -621,6 +614,63 @@ TEST_F(ConsoleSinkTest, RecoveredFoldsTheSpoolRefusesStayInTheJournal) {
     restarted->Stop();
   });
   EXPECT_EQ(RequestsLeftIn(crashed), 5u) << log_.joined();
+}
+
+// The rewrite in the worker's own sync puts the held hits in spool.log; the journal must let
+// go of them soon after, not at the next thing due (here a registration attempt 20 s away),
+// or a kill -9 meanwhile counts them twice (found in review).
+TEST_F(ConsoleSinkTest, TheJournalForgetsHeldHitsSoonAfterTheRewriteThatStoresThem) {
+  ASSERT_TRUE(mock_->SetMode("500"));
+  auto c = MakeConfig();
+  c.sync_interval = 10ms;
+  c.backoff_initial = 20s;  // the next registration attempt is far away
+  c.backoff_max = 20s;
+  auto sink = MakeSink(c);
+  sink->Start();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().registration_failures >= 1; }, 3s));
+  const auto spool_size = SpoolOneBigHit(*sink, c);
+  const std::string journal = c.state_dir + "/folds.pending";
+  WithFileSizeLimit(spool_size + 100, [&] {
+    for (int i = 0; i < 3; ++i) sink->Publish(Numbered(i));
+    sink->EndBatch();
+    ASSERT_EQ(sink->counters().spool_memory_only, 3u);
+    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(journal); }, 2s));
+  });
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().spool_memory_only == 0; }, 3s));
+  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(journal); }, 1s))
+      << "held hits on disk stay in the journal until the next registration attempt";
+  EXPECT_EQ(RequestsLeftIn(c.state_dir), 4u) << "a kill -9 now counts the 3 twice";
+  sink->Stop();
+}
+
+// After seconds of a refused journal, its retries are at most a second apart: once the disk
+// takes writes again, new folds are on the journal within about a second, not a minute
+// (found in review).
+TEST_F(ConsoleSinkTest, FoldsAreJournaledSoonAfterTheDiskRecovers) {
+  ASSERT_TRUE(mock_->SetMode("500"));
+  const auto c = LongFoldConfig();
+  auto sink = MakeSink(c);
+  sink->Start();
+  Hit big = Numbered(0);
+  big.cmdline.assign(5000, 'c');
+  auto publish = [&](int port) {
+    Hit h = big;
+    h.src = "10.0.0.9:" + std::to_string(port);
+    sink->Publish(h);
+  };
+  publish(36000);  // spooled (on disk); its window stays open for 60 s
+  sink->EndBatch();
+  const std::string journal = c.state_dir + "/folds.pending";
+  WithFileSizeLimit(4000, [&] {  // the journal (one ~5 KB frame) cannot be written
+    publish(36001);              // folded: the journal is tried, refused, retried later
+    std::this_thread::sleep_for(3300ms);
+    EXPECT_FALSE(std::filesystem::exists(journal));
+  });
+  publish(36002);  // the disk takes writes again; one more fold
+  EXPECT_TRUE(WaitFor([&] { return std::filesystem::exists(journal); }, 2s))
+      << "folds unjournaled for seconds after the disk recovered";
+  EXPECT_EQ(RequestsLeftIn(c.state_dir), 3u);
+  sink->Stop();
 }
 
 TEST(ConsoleSinkCreate, RejectsBadConfigWithOneLine) {

@@ -22,6 +22,7 @@ namespace nfq::alerting {
 namespace {
 
 using testing::TempDir;
+using testing::WithFileSizeLimit;
 
 Hit Numbered(int i) {
   Hit h;
@@ -183,21 +184,6 @@ TEST(Spool, InFlightFrontIsNotSummarised) {
     s->Ack(r->id);
   }
   EXPECT_EQ(total, 100u);
-}
-
-// Runs fn with writes past `limit` bytes of a file refused (EFBIG), as a full disk refuses
-// them (ENOSPC).
-template <class Fn>
-void WithFileSizeLimit(uint64_t limit, Fn fn) {
-  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit limited = saved;
-  limited.rlim_cur = limit;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
-  fn();
-  setrlimit(RLIMIT_FSIZE, &saved);
-  std::signal(SIGXFSZ, previous_handler);
 }
 
 // The urls of Numbered(0) ... Numbered(last).

@@ -5,10 +5,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -180,5 +183,20 @@ class LogCapture {
   mutable std::mutex mu_;
   std::vector<std::string> lines_;
 };
+
+// Runs fn with writes past `limit` bytes of a file refused (EFBIG), as a full disk refuses
+// them (ENOSPC). For the whole process: child processes started before are not limited.
+template <class Fn>
+void WithFileSizeLimit(uint64_t limit, Fn fn) {
+  auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit limited = saved;
+  limited.rlim_cur = limit;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limited), 0);
+  fn();
+  setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous_handler);
+}
 
 }  // namespace nfq::alerting::testing
