@@ -197,12 +197,13 @@ void ConsoleSink::RecoverFoldJournal() {
     }
   }
   spool_->Sync();
-  // Spooled, unless the disk refused them: then the journal stays, the one copy on disk.
+  // Spooled, unless the disk refused them: then the journal is rewritten with just those
+  // (the old one stays if that write fails too: counted twice, never not).
   if (spool_->held_in_memory() == 0) {
     ::unlink(path.c_str());
     FsyncDir(cfg_.state_dir);
   } else {
-    journaled_held_ = spool_->held_generation();
+    WriteFoldJournalLocked();  // no other thread yet
   }
   if (hits > 0 || rest_bad) {
     Log(fmt::format("console: spooled {} folded follow-up hits ({} requests) that the last run "
