@@ -213,6 +213,9 @@ void ConsoleSink::RecoverFoldJournal() {
 }
 
 void ConsoleSink::WriteFoldJournalLocked() {
+  // What the journal lets go of must be in spool.log first (a kill -9 between the two finds
+  // it in one or the other); what the disk refuses stays in the journal, below.
+  spool_->WriteBatch();
   std::string data;
   uint64_t id = 0;
   for (const Hit& h : folder_.Pending()) data += EncodeFrame(++id, EncodeHit(h));
@@ -235,8 +238,7 @@ void ConsoleSink::WriteFoldJournalLocked() {
   // A journal the disk refuses is tried again a little later each time (it may hold many
   // records), but within a second: once the disk takes it, new folds must be on it soon.
   journal_retry_delay_ = ok ? cfg_.sync_interval
-                            : std::min(std::max(journal_retry_delay_ * 2, std::chrono::milliseconds(200)),
-                                       std::chrono::milliseconds(1000));
+                            : std::clamp(journal_retry_delay_ * 2, kJournalRetryFirst, kJournalRetryMax);
   if (!ok && !fold_journal_failing_) {
     Log(fmt::format("console: fold journal: {}; folded counts are kept in memory only until "
                     "it can be written", error));
@@ -288,21 +290,17 @@ void ConsoleSink::Run() {
       AppendLocked(h);
       expired = true;
     }
-    // Spooled follow-ups leave the journal at once, once spool.log has them (a kill -9
-    // between the two must find them in one or the other); new folds at most every sync
-    // interval.
-    if (expired) spool_->WriteBatch();
-    // Records the disk refused (or took back after refusing) change what the journal keeps.
-    if (spool_->held_generation() != journaled_held_) folds_dirty_ = true;
-    if (expired || (folds_dirty_ && now >= folds_written_ + journal_retry_delay_)) {
-      WriteFoldJournalLocked();
-    }
     if (spool_->dirty() && now >= dirty_since_ + cfg_.sync_interval) {
       spool_->Sync();
       // A sync the disk refused is tried again an interval later, not in a busy loop.
       if (spool_->dirty()) dirty_since_ = now;
-      // Its rewrite may have put held records on disk: the journal lets go of them soon.
-      if (spool_->held_generation() != journaled_held_) folds_dirty_ = true;
+    }
+    // Records the disk refused, or took after refusing (the sync's rewrite, a delivery from
+    // memory), change what the journal keeps.
+    if (spool_->held_generation() != journaled_held_) folds_dirty_ = true;
+    // Spooled follow-ups leave the journal at once; new folds at most every sync interval.
+    if (expired || (folds_dirty_ && now >= folds_written_ + journal_retry_delay_)) {
+      WriteFoldJournalLocked();
     }
 
     if (now >= next_attempt_ && token_url_.empty()) {

@@ -147,6 +147,8 @@ class ConsoleSink : public AlertSink {
   bool fold_journal_failing_ = false;  // last write failed (said once)
   uint64_t journaled_held_ = 0;  // Spool::held_generation() the journal was written with
   std::chrono::milliseconds journal_retry_delay_{};  // the sync interval, longer after failures
+  static constexpr std::chrono::milliseconds kJournalRetryFirst{200};
+  static constexpr std::chrono::milliseconds kJournalRetryMax{1000};
   std::chrono::steady_clock::time_point folds_written_{};
   uint32_t consecutive_failures_ = 0;
   std::mt19937_64 rng_;

@@ -65,6 +65,19 @@ std::optional<Frame> ParseFrame(std::string_view data, size_t at) {
 
 bool PwriteFully(int fd, std::string_view data, uint64_t offset);
 
+// Reads up to len bytes at offset into buf, EINTR and short reads retried; returns how many
+// were read (fewer at the end of the file or on an error).
+size_t PreadUpTo(int fd, char* buf, size_t len, uint64_t offset) {
+  size_t got = 0;
+  while (got < len) {
+    const ssize_t n = ::pread(fd, buf + got, len - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
 // Copies len bytes at in_offset of in to out_offset of out: in the kernel (copy_file_range),
 // or through a buffer where the file system cannot. False with errno on failure.
 bool CopyRange(int in, uint64_t in_offset, int out, uint64_t out_offset, uint64_t len) {
@@ -80,16 +93,16 @@ bool CopyRange(int in, uint64_t in_offset, int out, uint64_t out_offset, uint64_
         in_kernel = false;
         continue;
       }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return false;
     } else {
       if (buf.empty()) buf.resize(1u << 20);
-      n = ::pread(in, buf.data(), std::min<uint64_t>(len, buf.size()), static_cast<off_t>(in_offset));
+      n = static_cast<ssize_t>(PreadUpTo(in, buf.data(), std::min<uint64_t>(len, buf.size()), in_offset));
       if (n > 0 && !PwriteFully(out, std::string_view(buf.data(), static_cast<size_t>(n)), out_offset)) {
         return false;
       }
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    if (n == 0) {  // the source is shorter than its entries say
+    if (n == 0) {  // the source is shorter than its entries say (or cannot be read)
       errno = EIO;
       return false;
     }
@@ -137,15 +150,7 @@ class SequentialFrameReader {
  private:
   void Fill(uint64_t offset, uint32_t size) {
     window_.resize(std::max<size_t>(kWindow, size));
-    size_t got = 0;
-    while (got < window_.size()) {
-      const ssize_t n = ::pread(fd_, window_.data() + got, window_.size() - got,
-                                static_cast<off_t>(offset + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // end of file (or an error: what was read is what there is)
-      got += static_cast<size_t>(n);
-    }
-    window_.resize(got);
+    window_.resize(PreadUpTo(fd_, window_.data(), window_.size(), offset));
     window_at_ = offset;
   }
 
@@ -270,9 +275,8 @@ bool Spool::Load(std::string* error) {
   return true;
 }
 
-bool Spool::TryWriteFrames(const std::string& frames, uint64_t* offset) {
+bool Spool::TryWriteFrames(std::string_view frames) {
   if (PwriteFully(fd_.get(), frames, file_size_)) {
-    *offset = file_size_;
     file_size_ += frames.size();
     dirty_ = true;
     if (disk_failing_) {
@@ -318,17 +322,13 @@ uint64_t Spool::Append(const Hit& hit) {
 
 void Spool::WriteBatch() {
   if (batch_.empty()) return;
-  uint64_t offset = 0;
-  if (!TryWriteFrames(batch_, &offset)) {
+  if (!TryWriteFrames(batch_)) {
     // The batch's entries are the newest ones, each without a payload and placed at or past
     // the end of the file: they keep their frames' payloads in memory instead.
     for (auto it = entries_.rbegin(); it != entries_.rend() && !it->payload && it->offset >= file_size_;
          ++it) {
       const auto frame = ParseFrame(batch_, it->offset - file_size_);
-      it->payload = std::string(frame ? frame->payload : std::string_view());
-      it->offset = 0;
-      ++memory_only_;
-      ++held_generation_;
+      Hold(&*it, std::string(frame ? frame->payload : std::string_view()));
     }
   }
   batch_.clear();
@@ -337,14 +337,7 @@ void Spool::WriteBatch() {
 std::optional<std::string> Spool::PayloadOf(const Entry& e) {
   if (e.payload) return e.payload;
   std::string buf(e.size, '\0');
-  size_t got = 0;
-  while (got < buf.size()) {
-    const ssize_t n = ::pread(fd_.get(), buf.data() + got, buf.size() - got,
-                              static_cast<off_t>(e.offset + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::nullopt;
-    got += static_cast<size_t>(n);
-  }
+  if (PreadUpTo(fd_.get(), buf.data(), buf.size(), e.offset) != buf.size()) return std::nullopt;
   auto f = ParseFrame(buf, 0);
   if (!f || f->id != e.id) return std::nullopt;
   return std::string(f->payload);
@@ -382,10 +375,7 @@ void Spool::Ack(uint64_t id) {
   WriteBatch();
   if (entries_.empty() || entries_.front().id != id) return;
   pending_bytes_ -= entries_.front().size;
-  if (entries_.front().payload) {
-    --memory_only_;
-    ++held_generation_;
-  }
+  Release(entries_.front());
   entries_.pop_front();
   front_in_flight_ = false;
   acked_id_ = id;
@@ -457,10 +447,7 @@ void Spool::EnforceCap(uint64_t incoming) {
   const uint64_t summary_id = entries_[end - 1].id;  // keeps file order == id order
   for (size_t i = start; i < end; ++i) {
     pending_bytes_ -= entries_[i].size;
-    if (entries_[i].payload) {
-      --memory_only_;
-      ++held_generation_;
-    }
+    Release(entries_[i]);
   }
   entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(start),
                  entries_.begin() + static_cast<std::ptrdiff_t>(end));
@@ -468,9 +455,8 @@ void Spool::EnforceCap(uint64_t incoming) {
     Hit& s = *summary;
     s.flags = MergeFlags(s.flags, "spool-overflow");
     std::string payload = EncodeHit(s);
-    Entry e{summary_id, 0, static_cast<uint32_t>(kHeader + payload.size()), std::move(payload)};
-    ++memory_only_;
-    ++held_generation_;
+    Entry e{summary_id, 0, static_cast<uint32_t>(kHeader + payload.size()), std::nullopt};
+    Hold(&e, std::move(payload));
     pending_bytes_ += e.size;
     entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(start), std::move(e));
     stats_.summaries++;
@@ -479,6 +465,19 @@ void Spool::EnforceCap(uint64_t incoming) {
   Log(fmt::format("spool: at its cap of {} bytes; {} oldest undelivered hits summarised into one",
                   opts_.cap_bytes, records));
   Compact();
+}
+
+void Spool::Hold(Entry* e, std::string payload) {
+  e->payload = std::move(payload);
+  e->offset = 0;
+  ++memory_only_;
+  ++held_generation_;
+}
+
+void Spool::Release(const Entry& e) {
+  if (!e.payload) return;
+  --memory_only_;
+  ++held_generation_;
 }
 
 void Spool::AppendHeldFrames(uint64_t* id, std::string* out) const {
@@ -499,7 +498,8 @@ void Spool::RetryRewrite() {
   const auto now = std::chrono::steady_clock::now();
   if (now < next_rewrite_) return;
   const uint64_t held = memory_only_;
-  if (RewriteFits() && Compact()) {
+  const bool fits = RewriteFits();
+  if (fits && Compact()) {
     rewrite_backoff_ = {};
     disk_failing_ = false;
     Log(fmt::format("spool: {} records held in memory are on disk again", held));
@@ -512,7 +512,7 @@ void Spool::RetryRewrite() {
   if (!rewrite_failing_) {
     Log(fmt::format("spool: cannot rewrite {} to store {} records held in memory{}; retrying "
                     "with backoff", log_path_, held,
-                    RewriteFits() ? "" : " (not enough free space or inodes for the whole spool)"));
+                    fits ? "" : " (not enough free space or inodes for the whole spool)"));
   }
   rewrite_failing_ = true;
 }
@@ -590,8 +590,7 @@ Spool::Stats Spool::stats() const {
   s.pending_records = entries_.size();
   s.pending_bytes = pending_bytes_;
   s.file_bytes = file_size_;
-  s.memory_only = static_cast<uint64_t>(std::count_if(
-      entries_.begin(), entries_.end(), [](const Entry& e) { return e.payload.has_value(); }));
+  s.memory_only = memory_only_;
   return s;
 }
 

@@ -10,10 +10,11 @@
 // Corrupt or torn records found at Open are counted, reported and skipped (a torn tail is
 // truncated). Appends gather in memory and go to spool.log in one write at WriteBatch, or
 // once kBatchBytes have gathered, or before anything else touches the spool (Front, Ack,
-// Sync, the cap): a burst of hits costs one system call, not one each. At cap_bytes of undelivered records the oldest are replaced by one summary hit
-// whose count is their sum. A failing disk (ENOSPC, EIO) never loses a hit while the process
-// lives: the records of a refused write are kept in memory, counted, reported once, and the
-// disk tried again with the next batch (such records reach the disk at the next rewrite).
+// Sync, the cap): a burst of hits costs one system call, not one each. At cap_bytes of
+// undelivered records the oldest are replaced by one summary hit whose count is their sum.
+// A failing disk (ENOSPC, EIO) never loses a hit while the process lives: the records of a
+// refused write are kept in memory, counted, reported once, and brought to disk by a rewrite
+// that Sync retries with backoff.
 // Not thread-safe: the owner serialises all calls.
 #pragma once
 
@@ -107,7 +108,11 @@ class Spool {
   bool WriteAck(uint64_t id);
   std::optional<std::string> PayloadOf(const Entry& e);
   // Writes whole frames at the end of spool.log.
-  bool TryWriteFrames(const std::string& frames, uint64_t* offset);
+  bool TryWriteFrames(std::string_view frames);
+  // *e keeps payload in memory (the disk refused it, or it was never written); Release when
+  // an entry leaves: memory_only_ and held_generation_ follow both.
+  void Hold(Entry* e, std::string payload);
+  void Release(const Entry& e);
   void EnforceCap(uint64_t incoming);
   // Rewrites spool.log with only the undelivered records.
   bool Compact();

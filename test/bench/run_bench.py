@@ -57,12 +57,14 @@ WORKLOADS = {
     "conn-per-req": dict(threads=2, conns=8, close=True),
     "latency-1conn": dict(threads=1, conns=1, latency=True),
 }
+# /floor: the daemon against the plain floor of its rule set, and a batched floor against the
+# plain one (what batching alone buys). /batched floor: the daemon against the batched one.
 FLOOR_OF = {"nfq-apeeper": "floor", "nfq-apeeper-payload": "floor-payload",
-            "nfq-apeeper-nomatch": "floor", "nfq-apeeper-payload-nomatch": "floor-payload"}
-# The same rule set's batched floor (a second ratio column).
-BATCHED_FLOOR_OF = {c: f + "-batched" for c, f in FLOOR_OF.items()}
-# A batched floor against the plain one: what batching alone buys.
-FLOOR_OF.update({"floor-batched": "floor", "floor-payload-batched": "floor-payload"})
+            "nfq-apeeper-nomatch": "floor", "nfq-apeeper-payload-nomatch": "floor-payload",
+            "floor-batched": "floor", "floor-payload-batched": "floor-payload"}
+BATCHED_FLOOR_OF = {"nfq-apeeper": "floor-batched", "nfq-apeeper-payload": "floor-payload-batched",
+                    "nfq-apeeper-nomatch": "floor-batched",
+                    "nfq-apeeper-payload-nomatch": "floor-payload-batched"}
 
 
 class Bench:
