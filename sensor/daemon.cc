@@ -296,7 +296,7 @@ class AlertThread {
       ++drained;
       // A batch can last (each hit may wait for attribution): its lines go out as it goes.
       if (now - flushed >= kMaxLineDelay) {
-        sinks_->Tick();
+        sinks_->Tick(now);
         flushed = now;
       }
     }
@@ -308,7 +308,7 @@ class AlertThread {
     for (;;) {
       const size_t drained = Drain();
       if (stop_.load(std::memory_order_acquire)) break;
-      sinks_->Tick();
+      sinks_->Tick(CoarseNow());
       if (const auto now = std::chrono::steady_clock::now(); now >= next_sample_) {
         queue_watch_->Sample();
         next_sample_ = now + std::chrono::seconds(1);

@@ -30,6 +30,7 @@ enum LongOnly : int {
   kFactoryFile,
   kDatedAsLatest,
   kNoStdout,
+  kLogEveryRequest,
   kNoHandshakeCheck,
   kCheck,
   kVersion,
@@ -61,6 +62,7 @@ const option kLongOptions[] = {
     {"factory-file", required_argument, nullptr, kFactoryFile},
     {"dated-as-latest", required_argument, nullptr, kDatedAsLatest},
     {"no-stdout", no_argument, nullptr, kNoStdout},
+    {"log-every-request", no_argument, nullptr, kLogEveryRequest},
     {"no-handshake-check", no_argument, nullptr, kNoHandshakeCheck},
     {"check", no_argument, nullptr, kCheck},
     {"version", no_argument, nullptr, kVersion},
@@ -134,6 +136,8 @@ Tuning:
                              container of forwarded traffic (default /: var/lib/cni/networks,
                              var/lib/docker/containers)
       --no-stdout            do not write events to stdout
+      --log-every-request    an event line for every request; by default the event log
+                             folds as the console does (--fold-window)
       --no-handshake-check   for firewall rules that do not queue the server's SYN-ACKs
                              (nfq-apeeper-rules does): trust a SYN without its SYN-ACK
       --backoff-initial-ms N, --backoff-max-ms N
@@ -279,6 +283,7 @@ ParseOutcome ParseOptions(int argc, char** argv, const char* env_factory) {
         break;
       }
       case kNoStdout: opts.stdout_events = false; break;
+      case kLogEveryRequest: opts.log_every_request = true; break;
       case kNoHandshakeCheck: opts.handshake_check = false; break;
       case kCheck: opts.check = true; break;
       case kVersion: opts.version = true; break;

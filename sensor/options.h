@@ -33,6 +33,9 @@ struct Options {
   LogFormat log_format = LogFormat::kText;
   bool dated_as_latest = true;
   bool stdout_events = true;
+  // The event log folds as the console does (one line per console hit); true: a line for
+  // every request, whatever the fold window.
+  bool log_every_request = false;
   bool handshake_check = true;  // the rules queue the server's SYN-ACKs (docs/rules.md)
   bool check = false;
   bool version = false;

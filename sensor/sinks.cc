@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "alerting/console_sink.h"
+#include "alerting/fold.h"
 #include "alerting/hit.h"
 #include "alerting/registration.h"
 #include "alerting/stdout_sink.h"
@@ -38,24 +39,47 @@ SinkSet::~SinkSet() {
 }
 
 void SinkSet::Publish(const alerting::Hit& hit, std::chrono::steady_clock::time_point now) {
-  if (stdout_sink_) stdout_sink_->Publish(hit);
+  if (stdout_sink_) {
+    if (!event_folder_) {
+      stdout_sink_->Publish(hit);
+    } else {
+      // Follow-ups of closed windows first, so that a hit after its key's window closed
+      // opens a new one instead of passing through unfolded.
+      if (now >= next_event_expiry_) PublishEventFollowUps(now);
+      if (auto out = event_folder_->Offer(hit, now)) stdout_sink_->Publish(*out);
+      event_folded_.store(event_folder_->folded(), std::memory_order_relaxed);
+    }
+  }
   if (console_sink_) console_sink_->Publish(hit, now);
 }
 
-void SinkSet::Tick() {
+void SinkSet::PublishEventFollowUps(std::chrono::steady_clock::time_point now) {
+  for (const alerting::Hit& h : event_folder_->Expire(now)) stdout_sink_->Publish(h);
+  // A window opened from now on closes at now + window or later.
+  next_event_expiry_ = event_folder_->NextDeadline().value_or(now + fold_window_);
+}
+
+void SinkSet::Tick(std::chrono::steady_clock::time_point now) {
+  if (event_folder_ && now >= next_event_expiry_) PublishEventFollowUps(now);
   // The end of a batch of hits: one write for its event lines, one for its spool records.
   if (stdout_sink_) stdout_sink_->Flush();
   if (console_sink_) console_sink_->EndBatch();
 }
 
 void SinkSet::Flush() {
+  if (event_folder_) {
+    for (const alerting::Hit& h : event_folder_->DrainAll()) stdout_sink_->Publish(h);
+  }
   if (stdout_sink_) stdout_sink_->Flush();
   if (console_sink_) console_sink_->Stop();  // pending folds and the spool reach the disk
 }
 
 std::string SinkSet::FormatCounters() const {
   std::string out;
-  if (stdout_sink_) out += fmt::format("stdout.write_errors={}", stdout_sink_->write_errors());
+  if (stdout_sink_) {
+    out += fmt::format("stdout.write_errors={}", stdout_sink_->write_errors());
+    if (event_folder_) out += fmt::format(" stdout.folded={}", event_folded_.load(std::memory_order_relaxed));
+  }
   if (console_sink_) {
     if (!out.empty()) out += ' ';
     out += alerting::ConsoleSink::FormatCounters(console_sink_->counters());
@@ -63,11 +87,17 @@ std::string SinkSet::FormatCounters() const {
   return out;
 }
 
-std::unique_ptr<SinkSet> MakeSinks(const Options& options, LogFn log, std::string* error) {
+std::unique_ptr<SinkSet> MakeSinks(const Options& options, LogFn log, std::string* error,
+                                   int event_fd) {
   auto sinks = std::make_unique<SinkSet>();
   if (options.stdout_events) {
     sinks->stdout_sink_ = std::make_unique<alerting::StdoutSink>(
-        options.log_format == LogFormat::kJson ? alerting::LogFormat::kJson : alerting::LogFormat::kText);
+        options.log_format == LogFormat::kJson ? alerting::LogFormat::kJson : alerting::LogFormat::kText,
+        event_fd);
+    if (!options.log_every_request && options.fold_window_seconds > 0) {
+      sinks->fold_window_ = std::chrono::seconds(options.fold_window_seconds);
+      sinks->event_folder_ = std::make_unique<alerting::Folder>(sinks->fold_window_);
+    }
   }
   if (options.factory_url.empty() && !alerting::LoadTokenUrl(options.state_dir, "")) {
     // Nothing to report to: the only case in which hits may go to stdout alone.

@@ -84,6 +84,12 @@ TEST(OptionsTest, LogFormat) {
   EXPECT_FALSE(Parse({"--log-format", "xml"}).options);
 }
 
+TEST(OptionsTest, EventLogFoldsUnlessEveryRequestIsAskedFor) {
+  EXPECT_FALSE(Parse({}).options->log_every_request);
+  EXPECT_TRUE(Parse({"--log-every-request"}).options->log_every_request);
+  EXPECT_FALSE(Parse({"--log-every-request=yes"}).options);
+}
+
 TEST(OptionsTest, FactoryFromEnvironmentAndFile) {
   EXPECT_EQ(Parse({}, "https://env.example/f").options->factory_url, "https://env.example/f");
   EXPECT_EQ(Parse({"-a", "https://cli.example/f"}, "https://env.example/f").options->factory_url,
