@@ -134,34 +134,82 @@ void ConsoleSink::AppendLocked(const Hit& hit) {
 void ConsoleSink::Publish(const Hit& hit) { Publish(hit, SteadyClock::now()); }
 
 void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
+  if (handoff_open_.load(std::memory_order_acquire) && TryHandOff(hit, now)) return;
   bool worker_has_news = true;
   {
     std::lock_guard lk(mu_);
-    counters_.published++;
-    if (auto out = folder_.Offer(hit, now)) {
-      // A worker that already waits for a spool that is dirty and not empty wakes within the
-      // sync interval (or at the next delivery) and reads every deadline again then, a new
-      // key's fold window among them: one more record needs no wake-up of its own.
-      worker_has_news = !spool_->dirty() || spool_->empty();
-      AppendLocked(*out);
+    // Handed-off hits go first (order); here only when the hand-off was full, or closed
+    // since it was looked at.
+    if (handoff_open_.load(std::memory_order_relaxed)) TakeInHandedOffLocked();
+    if (spool_->CapDue(kCapMargin)) {
+      std::lock_guard hk(handoff_mu_);
+      handoff_.push_back({hit, now});
+      handed_off_++;
+      handoff_open_.store(true, std::memory_order_release);
     } else {
-      // Folded into an open window: no new deadline, nothing to send. Only the first fold
-      // since the journal was written gives the worker a new time to wake (the journal).
-      worker_has_news = !folds_dirty_;
-      folds_dirty_ = true;
+      worker_has_news = TakeInLocked(hit, now);
     }
   }
   // A wake-up per folded hit cost the worker a context switch for nothing.
   if (worker_has_news) cv_.notify_one();
 }
 
+bool ConsoleSink::TryHandOff(const Hit& hit, SteadyClock::time_point now) {
+  std::lock_guard hk(handoff_mu_);
+  if (!handoff_open_.load(std::memory_order_relaxed)) return false;  // emptied meanwhile
+  if (handoff_.size() >= cfg_.handoff_cap) {
+    handoff_waits_++;
+    return false;
+  }
+  handoff_.push_back({hit, now});
+  handed_off_++;
+  return true;
+}
+
+void ConsoleSink::TakeInHandedOffLocked() {
+  spool_->MakeRoom(kCapMargin);  // the rewrite, while Publish keeps handing off
+  std::vector<HandedOff> batch;
+  for (;;) {
+    {
+      std::lock_guard hk(handoff_mu_);
+      batch.clear();
+      if (handoff_.empty()) {
+        handoff_open_.store(false, std::memory_order_release);
+        return;
+      }
+      batch.swap(handoff_);
+    }
+    for (const HandedOff& h : batch) TakeInLocked(h.hit, h.at);
+  }
+}
+
+bool ConsoleSink::TakeInLocked(const Hit& hit, SteadyClock::time_point now) {
+  counters_.published++;
+  if (auto out = folder_.Offer(hit, now)) {
+    // A worker that already waits for a spool that is dirty and not empty wakes within the
+    // sync interval (or at the next delivery) and reads every deadline again then, a new
+    // key's fold window among them: one more record needs no wake-up of its own.
+    const bool news = !spool_->dirty() || spool_->empty();
+    AppendLocked(*out);
+    return news;
+  }
+  // Folded into an open window: no new deadline, nothing to send. Only the first fold
+  // since the journal was written gives the worker a new time to wake (the journal).
+  const bool news = !folds_dirty_;
+  folds_dirty_ = true;
+  return news;
+}
+
 void ConsoleSink::EndBatch() {
+  // While the hand-off is open the worker holds mu_ for the rewrite, which wrote the batch.
+  if (handoff_open_.load(std::memory_order_acquire)) return;
   std::lock_guard lk(mu_);
   spool_->WriteBatch();
 }
 
 void ConsoleSink::Flush() {
   std::lock_guard lk(mu_);
+  TakeInHandedOffLocked();
   for (const Hit& h : folder_.DrainAll()) AppendLocked(h);
   spool_->Sync();
   WriteFoldJournalLocked();  // now spooled: the journal must not bring them back
@@ -284,6 +332,7 @@ void ConsoleSink::Run() {
   std::unique_lock lk(mu_);
   const std::string factory_host = RedactUrl(cfg_.factory_url);
   while (!stopping_) {
+    if (handoff_open_.load(std::memory_order_acquire)) TakeInHandedOffLocked();
     auto now = SteadyClock::now();
     bool expired = false;
     for (const Hit& h : folder_.Expire(now)) {
@@ -395,6 +444,7 @@ void ConsoleSink::Run() {
       continue;
     }
 
+    SaveSnapshotLocked();  // for RecentCounters while the next pass holds mu_
     std::optional<SteadyClock::time_point> wake = folder_.NextDeadline();
     auto earliest = [&wake](SteadyClock::time_point t) {
       if (!wake || t < *wake) wake = t;
@@ -412,8 +462,32 @@ void ConsoleSink::Run() {
 
 ConsoleSink::Counters ConsoleSink::counters() const {
   std::lock_guard lk(mu_);
+  return CountersLocked();
+}
+
+ConsoleSink::Counters ConsoleSink::RecentCounters() const {
+  std::unique_lock lk(mu_, std::try_to_lock);
+  if (!lk) {
+    std::lock_guard sk(snapshot_mu_);
+    return snapshot_;
+  }
+  return CountersLocked();
+}
+
+void ConsoleSink::SaveSnapshotLocked() {
+  Counters c = CountersLocked();
+  std::lock_guard sk(snapshot_mu_);
+  snapshot_ = std::move(c);
+}
+
+ConsoleSink::Counters ConsoleSink::CountersLocked() const {
   Counters c = counters_;
   c.folded = folder_.folded();
+  {
+    std::lock_guard hk(handoff_mu_);
+    c.handed_off = handed_off_;
+    c.handoff_waits = handoff_waits_;
+  }
   const Spool::Stats s = spool_->stats();
   c.spool_records = s.pending_records;
   c.spool_bytes = s.file_bytes;
@@ -430,11 +504,11 @@ std::string ConsoleSink::FormatCounters(const Counters& c) {
       "console: registered={} published={} folded={} spooled={} delivered={} failures={} "
       "retries={} registrations={} registration_failures={} spool_records={} spool_bytes={} "
       "spool_summarised={} spool_summaries={} spool_corrupt={} spool_write_errors={} "
-      "spool_memory_only={}",
+      "spool_memory_only={} handed_off={} handoff_waits={}",
       c.registered ? "yes" : "no", c.published, c.folded, c.spooled, c.delivered, c.failures,
       c.retries, c.registrations, c.registration_failures, c.spool_records, c.spool_bytes,
       c.spool_summarised, c.spool_summaries, c.spool_corrupt, c.spool_write_errors,
-      c.spool_memory_only);
+      c.spool_memory_only, c.handed_off, c.handoff_waits);
 }
 
 }  // namespace nfq::alerting

@@ -10,6 +10,7 @@
 // Start/Stop from the owner.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "alerting/alert_sink.h"
 #include "alerting/file_util.h"
@@ -57,12 +59,18 @@ class ConsoleSink : public AlertSink {
     // under the 2 s stop budget).
     std::chrono::milliseconds stop_grace{1000};
     uint64_t spool_cap_bytes = 64ull << 20;
+    // Hits Publish may hand to the delivery thread while it summarises the spool at its cap
+    // (see Publish); beyond them Publish waits for that rewrite.
+    size_t handoff_cap = 16384;
     // One line per call, no newline. Default: stderr.
     std::function<void(std::string_view)> log;
   };
 
   struct Counters {
-    uint64_t published = 0;   // hits given to Publish
+    uint64_t published = 0;   // hits given to Publish and taken in (folded or spooled)
+    uint64_t handed_off = 0;  // of those, hits the delivery thread took in for Publish while
+                              // the spool was at its cap
+    uint64_t handoff_waits = 0;  // Publish calls that found the hand-off full and waited
     uint64_t folded = 0;      // requests counted into a pending follow-up instead of sent
     uint64_t spooled = 0;     // records appended to the spool (first hits, follow-ups)
     uint64_t delivered = 0;   // records the console answered 2xx
@@ -97,6 +105,10 @@ class ConsoleSink : public AlertSink {
 
   // Launches the delivery thread (registration first). Call once.
   void Start();
+  // Folds and spools hit. When the spool is at its cap, summarising its oldest records
+  // rewrites the file (tens of milliseconds at 64 MiB): that is left to the delivery thread,
+  // and meanwhile Publish only hands hits over (up to Config::handoff_cap, in order), so the
+  // caller's own queue keeps draining.
   void Publish(const Hit& hit) override;
   // The same with the caller's reading of the steady clock (a caller that reads it anyway,
   // or reads a coarse one: the fold windows are seconds long).
@@ -110,7 +122,10 @@ class ConsoleSink : public AlertSink {
   // Stops the delivery thread (aborting a request in progress), then Flush. Idempotent.
   void Stop();
 
-  Counters counters() const;
+  Counters counters() const;  // waits for mu_, which the worker holds through disk work
+  // Never waits (for the packet thread: SIGUSR1): counters() when mu_ is free, else those of
+  // the worker's last pass, before the disk work it is doing now.
+  Counters RecentCounters() const;
   static std::string FormatCounters(const Counters& c);
 
   // The token URL in use, empty before registration. Secret: do not log it.
@@ -120,6 +135,13 @@ class ConsoleSink : public AlertSink {
   explicit ConsoleSink(Config config);
   void Run();
   void AppendLocked(const Hit& hit);
+  // Folds and spools; true when the worker should wake for it. REQUIRES: mu_ held.
+  bool TakeInLocked(const Hit& hit, std::chrono::steady_clock::time_point now);
+  // Hands hit to the worker if the hand-off is open and has room.
+  bool TryHandOff(const Hit& hit, std::chrono::steady_clock::time_point now);
+  // Takes in every handed-off hit, in order (the cap's rewrite first), and closes the
+  // hand-off once it is empty. REQUIRES: mu_ held.
+  void TakeInHandedOffLocked();
   // The fold journal (state dir, folds.pending) holds the counts of requests folded into
   // windows still open, so that a crash or kill -9 does not lose them: rewritten (whole, by
   // rename) when they changed, at most every sync interval, and emptied when they are
@@ -128,13 +150,29 @@ class ConsoleSink : public AlertSink {
   void WriteFoldJournalLocked();
   void ScheduleRetryLocked(std::chrono::steady_clock::time_point now);
   void Log(std::string_view line) const;
+  Counters CountersLocked() const;  // REQUIRES: mu_ held
+  void SaveSnapshotLocked();        // REQUIRES: mu_ held
 
   Config cfg_;
   UniqueFd state_lock_;  // flock on <state dir>/lock: one sink per state dir
   std::unique_ptr<HttpClient> http_;  // delivery thread only (Abort from any)
   std::unique_ptr<Spool> spool_;
 
+  // Lock order: mu_, then handoff_mu_.
   mutable std::mutex mu_;
+  struct HandedOff {
+    Hit hit;
+    std::chrono::steady_clock::time_point at;
+  };
+  mutable std::mutex handoff_mu_;
+  std::vector<HandedOff> handoff_;  // guarded by handoff_mu_
+  // Set (under both locks) when Publish finds the spool at its cap; cleared under
+  // handoff_mu_ by whoever empties handoff_. While set, Publish adds to handoff_ instead of
+  // taking mu_, which the worker holds through the rewrite. Counters under handoff_mu_:
+  std::atomic<bool> handoff_open_{false};
+  uint64_t handed_off_ = 0;
+  uint64_t handoff_waits_ = 0;
+  static constexpr uint64_t kCapMargin = 64 * 1024;  // hand off this close to the cap
   std::condition_variable cv_;
   Folder folder_;
   std::string token_url_;
@@ -153,6 +191,8 @@ class ConsoleSink : public AlertSink {
   uint32_t consecutive_failures_ = 0;
   std::mt19937_64 rng_;
   Counters counters_;
+  mutable std::mutex snapshot_mu_;  // after mu_ when both are held
+  Counters snapshot_;  // guarded by snapshot_mu_
   std::thread worker_;
 };
 

@@ -405,12 +405,17 @@ void Spool::Sync() {
 void Spool::EnforceCap(uint64_t incoming) {
   if (pending_bytes_ + incoming <= opts_.cap_bytes) return;
   WriteBatch();  // what follows reads and rewrites records on disk
+  const auto began = std::chrono::steady_clock::now();
   const size_t start = front_in_flight_ ? 1 : 0;
   const uint64_t target = opts_.cap_bytes / 2;  // room for many appends per rewrite
   size_t end = start;
   uint64_t remaining = pending_bytes_ + incoming;
   while (end < entries_.size() && remaining > target) remaining -= entries_[end++].size;
-  if (end - start < 2) return;  // nothing to gain; stay a little over the cap
+  if (end - start < 2) {  // nothing to gain; stay a little over the cap
+    cap_futile_at_ = pending_bytes_;
+    return;
+  }
+  cap_futile_at_ = UINT64_MAX;
   std::optional<Hit> summary;
   uint64_t records = 0;
   SequentialFrameReader reader(fd_.get());
@@ -462,9 +467,11 @@ void Spool::EnforceCap(uint64_t incoming) {
     stats_.summaries++;
   }
   stats_.summarised_records += records;
-  Log(fmt::format("spool: at its cap of {} bytes; {} oldest undelivered hits summarised into one",
-                  opts_.cap_bytes, records));
   Compact();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
+  Log(fmt::format("spool: at its cap of {} bytes; {} oldest undelivered hits summarised into one "
+                  "({} ms)",
+                  opts_.cap_bytes, records, took.count()));
 }
 
 void Spool::Hold(Entry* e, std::string payload) {

@@ -91,6 +91,14 @@ class Spool {
   // Appends those records to *out as frames numbered from ++*id: the fold journal keeps them
   // with the counts of open windows, the other things a crash would otherwise lose.
   void AppendHeldFrames(uint64_t* id, std::string* out) const;
+  // Appending `incoming` more bytes would make the cap summarise (MakeRoom would rewrite),
+  // unless the last attempt found nothing to gain at today's size.
+  bool CapDue(uint64_t incoming) const {
+    return pending_bytes_ + incoming > opts_.cap_bytes && pending_bytes_ != cap_futile_at_;
+  }
+  // Summarises the oldest records now if `incoming` more bytes would pass the cap (as an
+  // Append would): for an owner that wants that rewrite on a thread of its choice.
+  void MakeRoom(uint64_t incoming) { EnforceCap(incoming); }
   // The front record is being sent: cap summaries leave it alone.
   void set_front_in_flight(bool v) { front_in_flight_ = v; }
   Stats stats() const;
@@ -138,6 +146,7 @@ class Spool {
   std::string batch_;
   bool dirty_ = false;
   bool front_in_flight_ = false;
+  uint64_t cap_futile_at_ = UINT64_MAX;  // pending_bytes_ when EnforceCap last found no gain
   bool disk_failing_ = false;
   uint64_t memory_only_ = 0;  // entries the disk refused, held in memory until a rewrite
   uint64_t held_generation_ = 0;

@@ -82,7 +82,7 @@ std::string SinkSet::FormatCounters() const {
   }
   if (console_sink_) {
     if (!out.empty()) out += ' ';
-    out += alerting::ConsoleSink::FormatCounters(console_sink_->counters());
+    out += alerting::ConsoleSink::FormatCounters(console_sink_->RecentCounters());
   }
   return out;
 }

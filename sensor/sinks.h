@@ -4,7 +4,8 @@
 // of thousands a second cost a tenth of the instance's throughput in what reads it
 // (docs/performance.md), and count/first/last are the contract's fields for exactly this.
 // Its pending follow-ups are not journaled: after a kill -9 only the console has them.
-// Thread-safety: Publish/Tick/Flush from the alert thread only; FormatCounters from any.
+// Thread-safety: Publish/Tick/Flush from the alert thread only; FormatCounters from any, and
+// it never waits for the console's worker (the packet thread calls it on SIGUSR1).
 #pragma once
 
 #include <atomic>

@@ -147,6 +147,8 @@ class ConsoleSinkTest : public ::testing::Test {
     EXPECT_EQ(all.find("mock-imds-token-value"), std::string::npos) << all;
   }
 
+  void PublishPastTheCapInOrder(size_t handoff_cap);
+
   TempDir records_;
   TempDir state_;
   LogCapture log_;
@@ -441,6 +443,8 @@ TEST_F(ConsoleSinkTest, SpoolCapSummarisesDuringALongOutage) {
   auto sink = MakeSink(c);
   sink->Start();
   for (int i = 0; i < 300; ++i) sink->Publish(Numbered(i));
+  // Past the cap Publish hands hits over and the worker takes them in.
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().published == 300; }));
   EXPECT_GT(sink->counters().spool_summarised, 0u);
   EXPECT_LE(sink->counters().spool_bytes, 8192u + 1024u);
   ASSERT_TRUE(mock_->SetMode("ok"));
@@ -456,6 +460,48 @@ TEST_F(ConsoleSinkTest, SpoolCapSummarisesDuringALongOutage) {
   }
   EXPECT_TRUE(summary);
 }
+
+// At the cap the rewrite is the worker's: Publish hands hits over instead of taking them in
+// (so it never waits for a rewrite while the hand-off has room), and order is kept.
+void ConsoleSinkTest::PublishPastTheCapInOrder(size_t handoff_cap) {
+  ASSERT_TRUE(mock_->SetMode("500"));
+  auto c = MakeConfig();
+  c.spool_cap_bytes = 16384;
+  c.handoff_cap = handoff_cap;
+  auto sink = MakeSink(c);
+  sink->Start();
+  constexpr int kHits = 1000;
+  for (int i = 0; i < kHits; ++i) sink->Publish(Numbered(i));
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().published == kHits; }));
+  const auto counters = sink->counters();
+  EXPECT_GT(counters.handed_off, 0u);
+  EXPECT_GT(counters.spool_summaries, 0u);
+  // Capacity 0 is always full: Publish then takes the hits in itself.
+  if (handoff_cap == 0) {
+    EXPECT_GT(counters.handoff_waits, 0u);
+  }
+  EXPECT_NE(ConsoleSink::FormatCounters(sink->RecentCounters()).find("handed_off="), std::string::npos);
+  ASSERT_TRUE(mock_->SetMode("ok"));
+  uint64_t sum = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    sum = 0;
+    for (const auto& h : mock_->Hits()) sum += std::stoull(h["query"]["count"].get<std::string>());
+    return sum == kHits;
+  })) << sum;
+  int last = -1;
+  const std::string prefix = "/latest/meta-data/n/";
+  for (const auto& h : mock_->Hits()) {
+    if (h["query"]["flags"].get<std::string>().find("spool-overflow") != std::string::npos) continue;
+    const int n = std::stoi(h["query"]["url"].get<std::string>().substr(prefix.size()));
+    EXPECT_GT(n, last);
+    last = n;
+  }
+  EXPECT_EQ(last, kHits - 1);
+}
+
+TEST_F(ConsoleSinkTest, AtTheCapHitsAreHandedToTheWorkerInOrder) { PublishPastTheCapInOrder(16384); }
+
+TEST_F(ConsoleSinkTest, AFullHandOffMakesPublishTakeHitsInItself) { PublishPastTheCapInOrder(0); }
 
 TEST_F(ConsoleSinkTest, EnvironmentProxiesAreIgnored) {
   for (const char* v : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"}) {

@@ -12,6 +12,8 @@ namespace), wrk is the client (inst namespace). Interleaved rounds of
   nfq-apeeper          --all-packets rules + the daemon (all paths, --fold-window 60,
                        alerts to test/bench/tiny_console.py on the inst loopback)
   nfq-apeeper-payload  payload-only rules + the daemon
+  nfq-apeeper-every-line  --all-packets rules + the daemon with --log-every-request: an
+                       event line per request instead of the folded log (what that costs)
   nfq-apeeper-nomatch  --all-packets rules + the daemon with a blacklist the requests do not
                        match (--blacklist /latest/meta-data/iam/): every request is parsed
                        and filtered, none is a hit. The production case: a blacklist of the
@@ -27,7 +29,8 @@ counters.
     run_bench.py [--rounds N] [--seconds S] [--quick] [--json FILE] [--configs A,B]
                  [--event-log-dir DIR]
 
-The daemon's event log (one JSON line per request in all-paths mode: tens of MB/s here) goes
+The daemon's event log (folded as the console folds: a line per caller and path a minute;
+with --log-every-request, nfq-apeeper-every-line, a JSON line per request, tens of MB/s) goes
 to /dev/shm when that is a tmpfs, as a pipe to a log shipper would take it; on a disk its
 writeback runs in kernel threads and takes CPU from wrk and nginx (--event-log-dir to choose).
 
@@ -50,7 +53,8 @@ import benchlib as B  # noqa: E402
 from benchlib import lablib  # noqa: E402
 
 CONFIGS = ["baseline", "floor", "floor-payload", "floor-batched", "floor-payload-batched",
-           "nfq-apeeper", "nfq-apeeper-payload", "nfq-apeeper-nomatch", "nfq-apeeper-payload-nomatch"]
+           "nfq-apeeper", "nfq-apeeper-payload", "nfq-apeeper-every-line", "nfq-apeeper-nomatch",
+           "nfq-apeeper-payload-nomatch"]
 NOMATCH_BLACKLIST = "/latest/meta-data/iam/"  # B.PATH is /latest/meta-data/instance-id
 WORKLOADS = {
     "keep-alive": dict(threads=2, conns=8),
@@ -59,10 +63,11 @@ WORKLOADS = {
 }
 # /floor: the daemon against the plain floor of its rule set, and a batched floor against the
 # plain one (what batching alone buys). /batched floor: the daemon against the batched one.
-FLOOR_OF = {"nfq-apeeper": "floor", "nfq-apeeper-payload": "floor-payload",
+FLOOR_OF = {"nfq-apeeper": "floor", "nfq-apeeper-payload": "floor-payload", "nfq-apeeper-every-line": "floor",
             "nfq-apeeper-nomatch": "floor", "nfq-apeeper-payload-nomatch": "floor-payload",
             "floor-batched": "floor", "floor-payload-batched": "floor-payload"}
 BATCHED_FLOOR_OF = {"nfq-apeeper": "floor-batched", "nfq-apeeper-payload": "floor-payload-batched",
+                    "nfq-apeeper-every-line": "floor-batched",
                     "nfq-apeeper-nomatch": "floor-batched",
                     "nfq-apeeper-payload-nomatch": "floor-payload-batched"}
 
@@ -87,6 +92,8 @@ class Bench:
         if config.startswith("floor"):
             return lab.start_accept_all(0, batch=config.endswith("-batched"))
         paths = ["--blacklist", NOMATCH_BLACKLIST] if config.endswith("nomatch") else []
+        if config.endswith("every-line"):
+            paths.append("--log-every-request")
         return B.LightDaemon(lab, "--fold-window", "60", *paths, factory=self.console_url,
                              events_dir=self.events_dir)
 
@@ -258,7 +265,7 @@ def main():
         B.start_nginx(lab)
         _, console_url = B.start_console(lab, "ok")
         events_dir = args.event_log_dir or B.memory_event_dir() or lab.tmpdir
-        print(f"daemon event log (one JSON line per request) in {events_dir}", flush=True)
+        print(f"daemon event log in {events_dir}", flush=True)
         bench = Bench(lab, args.seconds, console_url, events_dir)
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         t0 = time.time()
