@@ -141,10 +141,11 @@ void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
     // Handed-off hits go first (order); here only when the hand-off was full, or closed
     // since it was looked at.
     if (handoff_open_.load(std::memory_order_relaxed)) TakeInHandedOffLocked();
-    if (spool_->CapDue(kCapMargin)) {
+    if (spool_->CapDue(CapMargin())) {
       std::lock_guard hk(handoff_mu_);
       handoff_.push_back({hit, now});
-      handed_off_++;
+      handoff_bytes_ += ApproxBytes(hit);
+      handed_off_.fetch_add(1, std::memory_order_relaxed);
       handoff_open_.store(true, std::memory_order_release);
     } else {
       worker_has_news = TakeInLocked(hit, now);
@@ -157,17 +158,19 @@ void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
 bool ConsoleSink::TryHandOff(const Hit& hit, SteadyClock::time_point now) {
   std::lock_guard hk(handoff_mu_);
   if (!handoff_open_.load(std::memory_order_relaxed)) return false;  // emptied meanwhile
-  if (handoff_.size() >= cfg_.handoff_cap) {
-    handoff_waits_++;
+  const uint64_t bytes = ApproxBytes(hit);
+  if (handoff_.size() >= cfg_.handoff_cap || handoff_bytes_ + bytes > cfg_.handoff_cap_bytes) {
+    handoff_waits_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
   handoff_.push_back({hit, now});
-  handed_off_++;
+  handoff_bytes_ += bytes;
+  handed_off_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
 void ConsoleSink::TakeInHandedOffLocked() {
-  spool_->MakeRoom(kCapMargin);  // the rewrite, while Publish keeps handing off
+  spool_->MakeRoom(CapMargin());  // the rewrite, while Publish keeps handing off
   std::vector<HandedOff> batch;
   for (;;) {
     {
@@ -178,6 +181,7 @@ void ConsoleSink::TakeInHandedOffLocked() {
         return;
       }
       batch.swap(handoff_);
+      handoff_bytes_ = 0;
     }
     for (const HandedOff& h : batch) TakeInLocked(h.hit, h.at);
   }
@@ -201,10 +205,30 @@ bool ConsoleSink::TakeInLocked(const Hit& hit, SteadyClock::time_point now) {
 }
 
 void ConsoleSink::EndBatch() {
-  // While the hand-off is open the worker holds mu_ for the rewrite, which wrote the batch.
-  if (handoff_open_.load(std::memory_order_acquire)) return;
+  if (handoff_open_.load(std::memory_order_acquire)) {
+    // The worker takes the hand-off in at the top of its loop; a worker inside a console
+    // request (up to its timeout) would leave those hits in memory alone that long, so when
+    // mu_ is free they are taken in here (the cap's rewrite with them) and written now.
+    std::unique_lock lk(mu_, std::try_to_lock);
+    if (!lk) return;  // the worker holds it and takes the hand-off in before its next request
+    TakeInHandedOffLocked();
+    spool_->WriteBatch();
+    return;
+  }
   std::lock_guard lk(mu_);
   spool_->WriteBatch();
+}
+
+uint64_t ConsoleSink::CapMargin() const {
+  // Hand off this close to the cap; a small cap (tests) keeps most of itself for records.
+  return std::min<uint64_t>(64 * 1024, cfg_.spool_cap_bytes / 4);
+}
+
+uint64_t ConsoleSink::ApproxBytes(const Hit& h) {
+  return sizeof(HandedOff) + h.url.size() + h.norm.size() + h.method.size() + h.imds.size() +
+         h.src.size() + h.owner.size() + h.cmdline.size() + h.exe.size() + h.ancestors.size() +
+         h.container.size() + h.pod.size() + h.iface.size() + h.flags.size() + h.hook.size() +
+         h.host.size() + h.user_agent.size();
 }
 
 void ConsoleSink::Flush() {
@@ -379,6 +403,7 @@ void ConsoleSink::Run() {
         counters_.registered = true;
         consecutive_failures_ = 0;
         next_attempt_ = now;
+        SaveSnapshotLocked();
         Log(fmt::format("console: registered with {} (instance {}, zone {}); token on {}",
                         factory_host, facts.instance_id.empty() ? "-" : facts.instance_id,
                         facts.availability_zone.empty() ? "-" : facts.availability_zone,
@@ -423,6 +448,9 @@ void ConsoleSink::Run() {
       if (resp.ok()) {
         spool_->Ack(rec->id);
         counters_.delivered++;
+        // A backlog is delivered one record after another without a wait: SIGUSR1's figures
+        // (RecentCounters) follow it.
+        SaveSnapshotLocked();
         if (consecutive_failures_ > 0) {
           Log(fmt::format("console: delivery to {} works again after {} failed attempts",
                           RedactUrl(token_url_), consecutive_failures_));
@@ -483,11 +511,8 @@ void ConsoleSink::SaveSnapshotLocked() {
 ConsoleSink::Counters ConsoleSink::CountersLocked() const {
   Counters c = counters_;
   c.folded = folder_.folded();
-  {
-    std::lock_guard hk(handoff_mu_);
-    c.handed_off = handed_off_;
-    c.handoff_waits = handoff_waits_;
-  }
+  c.handed_off = handed_off_.load(std::memory_order_relaxed);
+  c.handoff_waits = handoff_waits_.load(std::memory_order_relaxed);
   const Spool::Stats s = spool_->stats();
   c.spool_records = s.pending_records;
   c.spool_bytes = s.file_bytes;

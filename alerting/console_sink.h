@@ -62,14 +62,15 @@ class ConsoleSink : public AlertSink {
     // Hits Publish may hand to the delivery thread while it summarises the spool at its cap
     // (see Publish); beyond them Publish waits for that rewrite.
     size_t handoff_cap = 16384;
+    uint64_t handoff_cap_bytes = 8ull << 20;  // and at most this much (strings included)
     // One line per call, no newline. Default: stderr.
     std::function<void(std::string_view)> log;
   };
 
   struct Counters {
     uint64_t published = 0;   // hits given to Publish and taken in (folded or spooled)
-    uint64_t handed_off = 0;  // of those, hits the delivery thread took in for Publish while
-                              // the spool was at its cap
+    uint64_t handed_off = 0;  // hits Publish handed over instead of taking them in, the spool
+                              // being at its cap (taken in later, in order)
     uint64_t handoff_waits = 0;  // Publish calls that found the hand-off full and waited
     uint64_t folded = 0;      // requests counted into a pending follow-up instead of sent
     uint64_t spooled = 0;     // records appended to the spool (first hits, follow-ups)
@@ -107,8 +108,8 @@ class ConsoleSink : public AlertSink {
   void Start();
   // Folds and spools hit. When the spool is at its cap, summarising its oldest records
   // rewrites the file (tens of milliseconds at 64 MiB): that is left to the delivery thread,
-  // and meanwhile Publish only hands hits over (up to Config::handoff_cap, in order), so the
-  // caller's own queue keeps draining.
+  // and meanwhile Publish only hands hits over (up to Config::handoff_cap and
+  // handoff_cap_bytes, in order), so the caller's own queue keeps draining.
   void Publish(const Hit& hit) override;
   // The same with the caller's reading of the steady clock (a caller that reads it anyway,
   // or reads a coarse one: the fold windows are seconds long).
@@ -151,6 +152,8 @@ class ConsoleSink : public AlertSink {
   void ScheduleRetryLocked(std::chrono::steady_clock::time_point now);
   void Log(std::string_view line) const;
   Counters CountersLocked() const;  // REQUIRES: mu_ held
+  uint64_t CapMargin() const;
+  static uint64_t ApproxBytes(const Hit& h);  // what a handed-off copy holds
   void SaveSnapshotLocked();        // REQUIRES: mu_ held
 
   Config cfg_;
@@ -168,11 +171,14 @@ class ConsoleSink : public AlertSink {
   std::vector<HandedOff> handoff_;  // guarded by handoff_mu_
   // Set (under both locks) when Publish finds the spool at its cap; cleared under
   // handoff_mu_ by whoever empties handoff_. While set, Publish adds to handoff_ instead of
-  // taking mu_, which the worker holds through the rewrite. Counters under handoff_mu_:
+  // taking mu_, which the worker holds through the rewrite. EndBatch takes the hand-off in
+  // itself when mu_ is free (the worker in a console request), so it is on disk as soon as a
+  // batch would have been.
   std::atomic<bool> handoff_open_{false};
-  uint64_t handed_off_ = 0;
-  uint64_t handoff_waits_ = 0;
-  static constexpr uint64_t kCapMargin = 64 * 1024;  // hand off this close to the cap
+  uint64_t handoff_bytes_ = 0;  // guarded by handoff_mu_
+  // Read without a lock by RecentCounters (the packet thread on SIGUSR1).
+  std::atomic<uint64_t> handed_off_{0};
+  std::atomic<uint64_t> handoff_waits_{0};
   std::condition_variable cv_;
   Folder folder_;
   std::string token_url_;

@@ -65,18 +65,18 @@ std::optional<Hit> Folder::Offer(const Hit& hit, SteadyTime now) {
   if (p.count == 0) {
     p = hit;
   } else {
-    p.count += hit.count;
-    p.first = std::min(p.first, hit.first);
-    p.last = std::max(p.last, hit.last);
-    // Keep the latest request's details (url as sent, port, process); flags accumulate.
-    p.url = hit.url;
-    p.src = hit.src;
-    p.uid = hit.uid;
-    p.gid = hit.gid;
-    p.pid = hit.pid;
-    p.owner = hit.owner;
-    p.cmdline = hit.cmdline;
-    if (!hit.flags.empty() && hit.flags != p.flags) p.flags = MergeFlags(p.flags, hit.flags);
+    // Every detail is the latest request's (url as sent, port, process and its parents,
+    // user agent: one request's, never a mix of two); count, span and flags accumulate.
+    const uint64_t count = p.count + hit.count;
+    const auto first = std::min(p.first, hit.first);
+    const auto last = std::max(p.last, hit.last);
+    std::string flags = hit.flags.empty() || hit.flags == p.flags ? std::move(p.flags)
+                                                                  : MergeFlags(p.flags, hit.flags);
+    p = hit;
+    p.count = count;
+    p.first = first;
+    p.last = last;
+    p.flags = std::move(flags);
   }
   folded_ += hit.count;
   return std::nullopt;

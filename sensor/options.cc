@@ -137,7 +137,8 @@ Tuning:
                              var/lib/docker/containers)
       --no-stdout            do not write events to stdout
       --log-every-request    an event line for every request; by default the event log
-                             folds as the console does (--fold-window)
+                             folds as the console does (--fold-window; without a console
+                             it keeps a line per request)
       --no-handshake-check   for firewall rules that do not queue the server's SYN-ACKs
                              (nfq-apeeper-rules does): trust a SYN without its SYN-ACK
       --backoff-initial-ms N, --backoff-max-ms N

@@ -94,15 +94,17 @@ std::unique_ptr<SinkSet> MakeSinks(const Options& options, LogFn log, std::strin
     sinks->stdout_sink_ = std::make_unique<alerting::StdoutSink>(
         options.log_format == LogFormat::kJson ? alerting::LogFormat::kJson : alerting::LogFormat::kText,
         event_fd);
-    if (!options.log_every_request && options.fold_window_seconds > 0) {
-      sinks->fold_window_ = std::chrono::seconds(options.fold_window_seconds);
-      sinks->event_folder_ = std::make_unique<alerting::Folder>(sinks->fold_window_);
-    }
   }
   if (options.factory_url.empty() && !alerting::LoadTokenUrl(options.state_dir, "")) {
-    // Nothing to report to: the only case in which hits may go to stdout alone.
+    // Nothing to report to: the only case in which hits may go to stdout alone. Then stdout
+    // is the only record of a hit and keeps a line per request: a folded line waits for its
+    // window in memory, and a kill -9 would lose its count (the console's journal has it).
     log("no factory URL and no stored token: hits go to stdout only (give --factory URL)");
     return sinks;
+  }
+  if (sinks->stdout_sink_ && !options.log_every_request && options.fold_window_seconds > 0) {
+    sinks->fold_window_ = std::chrono::seconds(options.fold_window_seconds);
+    sinks->event_folder_ = std::make_unique<alerting::Folder>(sinks->fold_window_);
   }
   // A console is configured (a factory URL or a stored token): failing to set it up (say an
   // unreadable --ca-file) must stop the start, not quietly leave hits out of the spool.

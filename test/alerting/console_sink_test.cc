@@ -147,7 +147,7 @@ class ConsoleSinkTest : public ::testing::Test {
     EXPECT_EQ(all.find("mock-imds-token-value"), std::string::npos) << all;
   }
 
-  void PublishPastTheCapInOrder(size_t handoff_cap);
+  void PublishPastTheCapInOrder(size_t handoff_cap, uint64_t handoff_cap_bytes);
 
   TempDir records_;
   TempDir state_;
@@ -461,23 +461,32 @@ TEST_F(ConsoleSinkTest, SpoolCapSummarisesDuringALongOutage) {
   EXPECT_TRUE(summary);
 }
 
+// A hit of about 1.1 KB: a few hundred pass a test spool's cap of 256 KiB.
+Hit Large(int i) {
+  Hit h = Numbered(i);
+  h.cmdline.assign(1000, 'c');
+  return h;
+}
+
 // At the cap the rewrite is the worker's: Publish hands hits over instead of taking them in
 // (so it never waits for a rewrite while the hand-off has room), and order is kept.
-void ConsoleSinkTest::PublishPastTheCapInOrder(size_t handoff_cap) {
+void ConsoleSinkTest::PublishPastTheCapInOrder(size_t handoff_cap, uint64_t handoff_cap_bytes) {
   ASSERT_TRUE(mock_->SetMode("500"));
   auto c = MakeConfig();
-  c.spool_cap_bytes = 16384;
+  c.spool_cap_bytes = 256 * 1024;  // four times the hand-off margin, as at 64 MiB
   c.handoff_cap = handoff_cap;
+  c.handoff_cap_bytes = handoff_cap_bytes;
   auto sink = MakeSink(c);
   sink->Start();
-  constexpr int kHits = 1000;
-  for (int i = 0; i < kHits; ++i) sink->Publish(Numbered(i));
+  constexpr int kHits = 2000;  // about 2.2 MB: the cap is reached many times
+  for (int i = 0; i < kHits; ++i) sink->Publish(Large(i));
   ASSERT_TRUE(WaitFor([&] { return sink->counters().published == kHits; }));
   const auto counters = sink->counters();
   EXPECT_GT(counters.handed_off, 0u);
   EXPECT_GT(counters.spool_summaries, 0u);
-  // Capacity 0 is always full: Publish then takes the hits in itself.
-  if (handoff_cap == 0) {
+  // A hand-off that is always full (no room by count or by bytes): Publish then takes the
+  // hits in itself, the rewrite with them.
+  if (handoff_cap == 0 || handoff_cap_bytes < 4096) {
     EXPECT_GT(counters.handoff_waits, 0u);
   }
   EXPECT_NE(ConsoleSink::FormatCounters(sink->RecentCounters()).find("handed_off="), std::string::npos);
@@ -487,21 +496,60 @@ void ConsoleSinkTest::PublishPastTheCapInOrder(size_t handoff_cap) {
     sum = 0;
     for (const auto& h : mock_->Hits()) sum += std::stoull(h["query"]["count"].get<std::string>());
     return sum == kHits;
-  })) << sum;
+  }, 20s)) << sum;
   int last = -1;
+  int in_order = 0;
   const std::string prefix = "/latest/meta-data/n/";
   for (const auto& h : mock_->Hits()) {
     if (h["query"]["flags"].get<std::string>().find("spool-overflow") != std::string::npos) continue;
     const int n = std::stoi(h["query"]["url"].get<std::string>().substr(prefix.size()));
     EXPECT_GT(n, last);
     last = n;
+    in_order++;
   }
   EXPECT_EQ(last, kHits - 1);
+  EXPECT_GT(in_order, 50);  // the newest records (about half the cap), beyond the summaries
 }
 
-TEST_F(ConsoleSinkTest, AtTheCapHitsAreHandedToTheWorkerInOrder) { PublishPastTheCapInOrder(16384); }
+TEST_F(ConsoleSinkTest, AtTheCapHitsAreHandedToTheWorkerInOrder) {
+  PublishPastTheCapInOrder(16384, 8ull << 20);
+}
 
-TEST_F(ConsoleSinkTest, AFullHandOffMakesPublishTakeHitsInItself) { PublishPastTheCapInOrder(0); }
+TEST_F(ConsoleSinkTest, AFullHandOffMakesPublishTakeHitsInItself) { PublishPastTheCapInOrder(0, 8ull << 20); }
+
+TEST_F(ConsoleSinkTest, AHandOffFullOfBytesMakesPublishTakeHitsInItself) {
+  PublishPastTheCapInOrder(16384, 2048);  // not even one large hit fits beside another
+}
+
+// While the delivery thread waits in a console request (a hanging console: up to the
+// request timeout) it cannot take the hand-off in; the end of the caller's batch does, so a
+// kill -9 finds every hit on disk as soon as without the hand-off.
+TEST_F(ConsoleSinkTest, HandedOffHitsReachTheDiskWhileTheWorkerWaitsForTheConsole) {
+  auto c = MakeConfig();
+  c.spool_cap_bytes = 256 * 1024;
+  c.request_timeout = 10000ms;
+  c.stop_grace = 10ms;
+  auto sink = MakeSink(c);
+  sink->Start();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().registered; }));
+  ASSERT_TRUE(mock_->SetMode("hang"));
+  sink->Publish(Numbered(0));
+  sink->EndBatch();
+  // The worker is inside the request for record 0 (it stays in flight).
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().spooled > 0; }));
+  std::this_thread::sleep_for(300ms);
+  constexpr int kHits = 600;
+  for (int i = 1; i < kHits; ++i) {
+    sink->Publish(Large(i));
+    if (i % 10 == 0) sink->EndBatch();
+  }
+  sink->EndBatch();
+  const auto counters = sink->counters();
+  EXPECT_GT(counters.handed_off, 0u);
+  EXPECT_EQ(counters.published, static_cast<uint64_t>(kHits));
+  EXPECT_EQ(RequestsLeftIn(c.state_dir), static_cast<uint64_t>(kHits));
+  sink->Stop();
+}
 
 TEST_F(ConsoleSinkTest, EnvironmentProxiesAreIgnored) {
   for (const char* v : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"}) {

@@ -40,6 +40,40 @@ TEST(Folder, ThreeHundredIdenticalRequestsSumToThreeHundred) {
                       t0 + milliseconds(5000)));
 }
 
+// A follow-up carries one request's details, the latest's, never a mix of two: the
+// process, its parents, the user agent and the port belong together.
+TEST(Folder, AFollowUpHasEveryDetailOfTheLatestRequest) {
+  Folder f(milliseconds(1000));
+  const auto t0 = Folder::SteadyTime{} + std::chrono::hours(1);
+  auto request = [](int i, const std::string& flags) {
+    Hit h = MakeHit("10.0.0.1:" + std::to_string(40000 + i), "/latest/meta-data/iam/", i);
+    h.url = "/latest/meta-data/iam/?n=" + std::to_string(i);
+    h.ancestors = "parent" + std::to_string(i);
+    h.user_agent = "agent" + std::to_string(i);
+    h.host = "host" + std::to_string(i);
+    h.exe = "/bin/exe" + std::to_string(i);
+    h.flags = flags;
+    return h;
+  };
+  ASSERT_TRUE(f.Offer(request(0, ""), t0));
+  EXPECT_FALSE(f.Offer(request(1, "dotdot"), t0 + milliseconds(1)));
+  EXPECT_FALSE(f.Offer(request(2, ""), t0 + milliseconds(2)));
+  EXPECT_FALSE(f.Offer(request(3, "encoded"), t0 + milliseconds(3)));
+  auto out = f.Expire(t0 + milliseconds(1000));
+  ASSERT_EQ(out.size(), 1u);
+  const Hit& h = out[0];
+  EXPECT_EQ(h.count, 3u);
+  EXPECT_EQ(h.first, Hit::Clock::time_point(milliseconds(1)));
+  EXPECT_EQ(h.last, Hit::Clock::time_point(milliseconds(3)));
+  EXPECT_EQ(h.url, "/latest/meta-data/iam/?n=3");
+  EXPECT_EQ(h.src, "10.0.0.1:40003");
+  EXPECT_EQ(h.ancestors, "parent3");
+  EXPECT_EQ(h.user_agent, "agent3");
+  EXPECT_EQ(h.host, "host3");
+  EXPECT_EQ(h.exe, "/bin/exe3");
+  EXPECT_EQ(h.flags, "dotdot,encoded");
+}
+
 TEST(Folder, KeyIsAddressMethodNormAndImdsVersion) {
   Folder f(milliseconds(1000));
   const auto t0 = Folder::SteadyTime{} + std::chrono::hours(1);

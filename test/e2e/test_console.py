@@ -135,6 +135,27 @@ class ConsoleTest(unittest.TestCase):
         lablib.measure(f"kill -9 during outage: {len(urls)} spooled hits each delivered once after restart")
         self.assertEqual(d2.stop(), 0)
 
+    def test_4_event_log_folds_as_the_console_does(self):
+        env = dict(os.environ, NFQ_APEEPER_FACTORY=CONSOLE["factory"])
+        d = Daemon(LAB, state_dir=CONSOLE["state"], env=env)  # the default --fold-window 60
+        self.addCleanup(lambda: d.proc.poll() is None and d.stop())
+        url = "/latest/meta-data/folded-in-the-event-log"
+        # One keep-alive connection: one caller (attributed once per flow), one key, so the
+        # second and third requests wait in the first one's window.
+        script = ("import http.client\n"
+                  "c = http.client.HTTPConnection('169.254.169.254', 80, timeout=5)\n"
+                  "for i in range(3):\n"
+                  f"    c.request('GET', '{url}')\n"
+                  "    c.getresponse().read()\n")
+        LAB.run(LAB.inst, [sys.executable, "-c", script], timeout=30)
+        first = d.take_hits(1)
+        self.assertEqual([h["count"] for h in first], [1], first)
+        self.assertTrue(wait_for(lambda: self.delivered(url), 10))
+        self.assertEqual(d.stop(), 0)  # closes the window early: its follow-up line goes out
+        follow = d.take_hits(0, settle=0)
+        self.assertEqual([(h["url"], h["count"]) for h in follow], [(url, 2)], follow)
+        self.assertIn("stdout.folded=2", d.all_output())
+
 
 if __name__ == "__main__":
     run_tests(globals())

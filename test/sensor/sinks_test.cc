@@ -63,6 +63,15 @@ class EventLogTest : public SinksTest {
     SinksTest::SetUp();
     options_.stdout_events = true;
     options_.log_format = LogFormat::kJson;
+    // A console is configured (a stored token; its port on loopback is closed and delivery
+    // only retries): the event log folds only beside a console, whose journal keeps the
+    // counts of open windows.
+    std::filesystem::create_directories(options_.state_dir);
+    std::string error;
+    ASSERT_TRUE(alerting::SaveTokenUrl(options_.state_dir, "http://127.0.0.1:9/factory",
+                                       "http://127.0.0.1:9/token", &error))
+        << error;
+    options_.imds_url.clear();
     path_ = dir_ + "/events.jsonl";
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     ASSERT_GE(fd_, 0);
@@ -145,6 +154,17 @@ TEST_F(EventLogTest, FlushWritesEveryPendingFollowUp) {
   }
   sinks_->Flush();
   EXPECT_EQ(LineCounts(), Counts({1, 1, 2, 2}));
+}
+
+// Without a console stdout is the only record of a hit: a line per request, none of them
+// waiting in memory for a window that a kill -9 would lose.
+TEST_F(EventLogTest, StdoutAloneNeverFolds) {
+  std::filesystem::remove_all(options_.state_dir);
+  Make();
+  for (uint16_t i = 0; i < 4; ++i) sinks_->Publish(RequestFrom(i), t0_);
+  sinks_->Tick(t0_);
+  EXPECT_EQ(LineCounts(), Counts({1, 1, 1, 1}));
+  EXPECT_EQ(sinks_->FormatCounters().find("stdout.folded"), std::string::npos);
 }
 
 TEST_F(EventLogTest, EveryRequestWithLogEveryRequestOrNoFoldWindow) {
