@@ -230,12 +230,16 @@ std::string EscapeForLog(std::string_view s, bool quoted) {
 
 std::string HitTextLine(const Hit& hit) {
   auto or_dash = [](std::string_view v) { return v.empty() ? std::string("-") : EscapeForLog(v); };
+  // A follow-up stands for a span of requests: its first one's time too (the line's own
+  // time is the last one's).
+  const std::string first =
+      hit.count > 1 && hit.first != Hit::Clock::time_point{} ? " first=" + FormatIsoTime(hit.first) : "";
   return fmt::format(
-      "{} {} {} norm={} src={} imds={} uid={} pid={} owner={} count={} flags={} hook={} "
+      "{} {} {} norm={} src={} imds={} uid={} pid={} owner={} count={}{} flags={} hook={} "
       "cmdline=\"{}\"",
       FormatIsoTime(EventTime(hit)), or_dash(hit.method), or_dash(hit.url), or_dash(hit.norm),
       or_dash(hit.src), or_dash(hit.imds), hit.uid < 0 ? "-" : std::to_string(hit.uid),
-      hit.pid < 0 ? "-" : std::to_string(hit.pid), or_dash(hit.owner), hit.count,
+      hit.pid < 0 ? "-" : std::to_string(hit.pid), or_dash(hit.owner), hit.count, first,
       or_dash(hit.flags), or_dash(hit.hook), EscapeForLog(hit.cmdline, /*quoted=*/true));
 }
 

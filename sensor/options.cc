@@ -66,6 +66,8 @@ const option kLongOptions[] = {
     {"no-handshake-check", no_argument, nullptr, kNoHandshakeCheck},
     {"check", no_argument, nullptr, kCheck},
     {"version", no_argument, nullptr, kVersion},
+    // Test-only, not in --help: the lab's metadata service for registration look-ups, and a
+    // mark of the lab's choosing (nfq-apeeper-rules exempts 0x4e46 alone, docs/rules.md).
     {"imds-url", required_argument, nullptr, kImdsUrl},
     {"own-mark", required_argument, nullptr, kOwnMark},
     {"backoff-initial-ms", required_argument, nullptr, kBackoffInitial},
@@ -119,7 +121,7 @@ Every packet is accepted: the metadata service is never blocked or delayed.
                              with a count (default 60; 0 sends every request as a hit)
       --proxy URL            proxy for console traffic (environment proxies are ignored)
       --ca-file FILE         CA bundle for console TLS (verification is always on)
-      --log-format FORMAT    text | json: one event per line on stdout
+      --log-format FORMAT    text | json: one event per line on stdout (default text)
       --dated-as-latest yes|no  match /YYYY-MM-DD/... paths like /latest/... (default yes)
       --check                validate options, state dir and queue module, then exit
       --version, --help
@@ -139,8 +141,10 @@ Tuning:
       --log-every-request    an event line for every request; by default the event log
                              folds as the console does (--fold-window; without a console
                              it keeps a line per request)
-      --no-handshake-check   for firewall rules that do not queue the server's SYN-ACKs
-                             (nfq-apeeper-rules does): trust a SYN without its SYN-ACK
+      --no-handshake-check   trust a SYN without its SYN-ACK: for firewall rules that do not
+                             queue the server's SYN-ACKs (nfq-apeeper-rules does), or
+                             containers behind a DNAT metadata proxy on a kernel without
+                             conntrack tuples for NFQUEUE (docs/rules.md)
       --backoff-initial-ms N, --backoff-max-ms N
                              console retry backoff (default 1000 and 300000)
 

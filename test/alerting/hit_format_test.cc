@@ -182,6 +182,18 @@ TEST(HitFormat, JsonLineWritesEachTimeOfAFoldedHit) {
   EXPECT_NE(HitJsonLine(h).find("\"first\":\"2025-12-04T00:00:00.123Z\""), std::string::npos) << HitJsonLine(h);
 }
 
+TEST(HitFormat, TextLineOfAFollowUpNamesItsFirstRequestsTime) {
+  Hit h = SampleHit();
+  h.first = Hit::Clock::time_point(std::chrono::milliseconds(1764806400123));
+  h.last = h.first + std::chrono::seconds(59);
+  h.count = 1;
+  EXPECT_EQ(HitTextLine(h).find("first="), std::string::npos) << HitTextLine(h);
+  h.count = 7;
+  const std::string line = HitTextLine(h);
+  EXPECT_EQ(line.rfind("2025-12-04T00:00:59.123Z ", 0), 0u) << line;
+  EXPECT_NE(line.find(" count=7 first=2025-12-04T00:00:00.123Z flags="), std::string::npos) << line;
+}
+
 TEST(HitFormat, TextLineEscapesHostileBytes) {
   Hit h = SampleHit();
   h.url = "/a\r\n2026-01-01T00:00:00.000Z GET /forged norm=x";

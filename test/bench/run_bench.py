@@ -176,6 +176,32 @@ def _med(values):
     return statistics.median(values) if values else 0.0
 
 
+# The targets' ratios, each also taken round by round: a round runs every configuration
+# within a few minutes, so a ratio of the same round leaves out the VM's slower drift that
+# the ratio of medians keeps (this VM's rounds of one configuration spread +-10-20 %).
+TARGET_RATIOS = [("nfq-apeeper", "floor"), ("nfq-apeeper-payload", "floor-payload"),
+                 ("nfq-apeeper-every-line", "floor"), ("nfq-apeeper-nomatch", "floor"),
+                 ("nfq-apeeper-payload-nomatch", "floor-payload"),
+                 ("nfq-apeeper", "floor-batched"), ("nfq-apeeper-payload", "floor-payload-batched"),
+                 ("nfq-apeeper-payload", "baseline"), ("floor", "baseline")]
+
+
+def paired_ratios(by):
+    out = ["", "Ratios round by round (median of the rounds' ratios, min–max; 'payload/baseline "
+           "against floor/baseline' is the beat-the-floor target):", "",
+           "| ratio | " + " | ".join(WORKLOADS) + " |", "|---|" + "---:|" * len(WORKLOADS)]
+    for a, b in TARGET_RATIOS:
+        cells = []
+        for w in WORKLOADS:
+            ra = {x["round"]: x["rps"] for x in by.get((w, a), [])}
+            rb = {x["round"]: x["rps"] for x in by.get((w, b), [])}
+            rs = [ra[r] / rb[r] for r in sorted(ra) if r in rb and rb[r] > 0]
+            cells.append(f"{_med(rs):.3f} ({min(rs):.2f}–{max(rs):.2f})" if rs else "")
+        if any(cells):
+            out.append(f"| {a} / {b} | " + " | ".join(cells) + " |")
+    return out
+
+
 def report(bench, args, started, elapsed):
     s = bench.samples
     by = {}
@@ -221,6 +247,7 @@ def report(bench, args, started, elapsed):
                "/batched floor: against the same rules' --batch floor. consumer CPU: the daemon's, or nfq_accept_all's for the floor. "
                "dropped = queue_dropped + user_dropped summed over the runs; waiting = the most packets "
                "left waiting after a run.")
+    out.extend(paired_ratios(by))
     for c, kib in sorted(bench.rss.items()):
         out.append(f"Daemon peak RSS (VmHWM, max over rounds), {c}: {kib / 1024:.1f} MiB")
     for c, values in sorted(bench.per_read.items()):
