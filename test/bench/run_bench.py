@@ -199,7 +199,7 @@ def paired_ratios(by):
             cells.append(f"{_med(rs):.3f} ({min(rs):.2f}–{max(rs):.2f})" if rs else "")
         if any(cells):
             out.append(f"| {a} / {b} | " + " | ".join(cells) + " |")
-    return out
+    return out + [""]
 
 
 def report(bench, args, started, elapsed):
