@@ -123,6 +123,18 @@ void ConsoleSink::Start() {
   if (started_) return;
   started_ = true;
   worker_ = std::thread([this] { Run(); });
+  keeper_ = std::thread([this] { Keep(); });
+}
+
+void ConsoleSink::Keep() {
+  pthread_setname_np(pthread_self(), "nfq-spool");
+  std::unique_lock lk(mu_);
+  while (!stopping_) {
+    keeper_cv_.wait(lk, [this] { return stopping_ || keeper_due_; });
+    if (stopping_) break;
+    keeper_due_ = false;
+    if (TakeInHandedOffLocked()) cv_.notify_one();
+  }
 }
 
 void ConsoleSink::AppendLocked(const Hit& hit) {
@@ -136,21 +148,31 @@ void ConsoleSink::Publish(const Hit& hit) { Publish(hit, SteadyClock::now()); }
 void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
   if (handoff_open_.load(std::memory_order_acquire) && TryHandOff(hit, now)) return;
   bool worker_has_news = true;
+  bool keeper_has_news = false;
   {
     std::lock_guard lk(mu_);
     // Handed-off hits go first (order); here only when the hand-off was full, or closed
     // since it was looked at.
     if (handoff_open_.load(std::memory_order_relaxed)) TakeInHandedOffLocked();
     if (spool_->CapDue(CapMargin())) {
-      std::lock_guard hk(handoff_mu_);
-      handoff_.push_back({hit, now});
-      handoff_bytes_ += ApproxBytes(hit);
-      handed_off_.fetch_add(1, std::memory_order_relaxed);
-      handoff_open_.store(true, std::memory_order_release);
+      // The rewrite is the keeper's, a thread that does nothing else (the delivery thread
+      // can be inside a console request for its whole timeout).
+      {
+        std::lock_guard hk(handoff_mu_);
+        handoff_.push_back({hit, now});
+        handoff_bytes_ += ApproxBytes(hit);
+        handoff_pending_.store(handoff_.size(), std::memory_order_relaxed);
+        handed_off_.fetch_add(1, std::memory_order_relaxed);
+        handoff_open_.store(true, std::memory_order_release);
+      }
+      keeper_due_ = true;
+      keeper_has_news = true;
+      worker_has_news = false;  // the keeper wakes the worker once it has taken the hits in
     } else {
       worker_has_news = TakeInLocked(hit, now);
     }
   }
+  if (keeper_has_news) keeper_cv_.notify_one();
   // A wake-up per folded hit cost the worker a context switch for nothing.
   if (worker_has_news) cv_.notify_one();
 }
@@ -165,26 +187,35 @@ bool ConsoleSink::TryHandOff(const Hit& hit, SteadyClock::time_point now) {
   }
   handoff_.push_back({hit, now});
   handoff_bytes_ += bytes;
+  handoff_pending_.store(handoff_.size(), std::memory_order_relaxed);
   handed_off_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
-void ConsoleSink::TakeInHandedOffLocked() {
+bool ConsoleSink::TakeInHandedOffLocked() {
   spool_->MakeRoom(CapMargin());  // the rewrite, while Publish keeps handing off
-  std::vector<HandedOff> batch;
+  bool news = false;
   for (;;) {
+    std::vector<HandedOff> batch;  // a fresh one: a full hand-off's buffer is not kept
     {
       std::lock_guard hk(handoff_mu_);
-      batch.clear();
       if (handoff_.empty()) {
         handoff_open_.store(false, std::memory_order_release);
-        return;
+        break;
       }
       batch.swap(handoff_);
       handoff_bytes_ = 0;
+      handoff_pending_.store(0, std::memory_order_relaxed);
     }
-    for (const HandedOff& h : batch) TakeInLocked(h.hit, h.at);
+    for (const HandedOff& h : batch) news |= TakeInLocked(h.hit, h.at);
   }
+  spool_->WriteBatch();  // on disk as soon as a batch of the caller's would have been
+  return news;
+}
+
+void ConsoleSink::OpenHandOffLocked() {
+  std::lock_guard hk(handoff_mu_);
+  handoff_open_.store(true, std::memory_order_release);
 }
 
 bool ConsoleSink::TakeInLocked(const Hit& hit, SteadyClock::time_point now) {
@@ -205,16 +236,10 @@ bool ConsoleSink::TakeInLocked(const Hit& hit, SteadyClock::time_point now) {
 }
 
 void ConsoleSink::EndBatch() {
-  if (handoff_open_.load(std::memory_order_acquire)) {
-    // The worker takes the hand-off in at the top of its loop; a worker inside a console
-    // request (up to its timeout) would leave those hits in memory alone that long, so when
-    // mu_ is free they are taken in here (the cap's rewrite with them) and written now.
-    std::unique_lock lk(mu_, std::try_to_lock);
-    if (!lk) return;  // the worker holds it and takes the hand-off in before its next request
-    TakeInHandedOffLocked();
-    spool_->WriteBatch();
-    return;
-  }
+  // While the hand-off is open, whoever opened it (the keeper for the cap's rewrite, the
+  // delivery thread around its own disk work) holds mu_, and writes the batch when it takes
+  // the hand-off in.
+  if (handoff_open_.load(std::memory_order_acquire)) return;
   std::lock_guard lk(mu_);
   spool_->WriteBatch();
 }
@@ -323,6 +348,7 @@ void ConsoleSink::Stop() {
     std::unique_lock lk(mu_);
     stopping_ = true;
     cv_.notify_all();
+    keeper_cv_.notify_all();
     // A request the console may already have acted on gets a short grace period: aborting
     // it after the console recorded the hit would resend that hit at the next start.
     cv_.wait_for(lk, cfg_.stop_grace, [this] { return !in_request_; });
@@ -330,6 +356,7 @@ void ConsoleSink::Stop() {
   if (http_) http_->Abort();
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+  if (keeper_.joinable()) keeper_.join();
   if (spool_) Flush();
 }
 
@@ -356,8 +383,10 @@ void ConsoleSink::Run() {
   std::unique_lock lk(mu_);
   const std::string factory_host = RedactUrl(cfg_.factory_url);
   while (!stopping_) {
-    if (handoff_open_.load(std::memory_order_acquire)) TakeInHandedOffLocked();
     auto now = SteadyClock::now();
+    // Expired windows' follow-ups (they may pass the cap), the sync and the journal are disk
+    // work under mu_: Publish hands its hits over meanwhile instead of waiting.
+    OpenHandOffLocked();
     bool expired = false;
     for (const Hit& h : folder_.Expire(now)) {
       AppendLocked(h);
@@ -375,6 +404,7 @@ void ConsoleSink::Run() {
     if (expired || (folds_dirty_ && now >= folds_written_ + journal_retry_delay_)) {
       WriteFoldJournalLocked();
     }
+    TakeInHandedOffLocked();
 
     if (now >= next_attempt_ && token_url_.empty()) {
       in_request_ = true;
@@ -446,7 +476,9 @@ void ConsoleSink::Run() {
         break;
       }
       if (resp.ok()) {
+        OpenHandOffLocked();  // the ack's fsync, and the compaction it may start
         spool_->Ack(rec->id);
+        TakeInHandedOffLocked();
         counters_.delivered++;
         // A backlog is delivered one record after another without a wait: SIGUSR1's figures
         // (RecentCounters) follow it.
@@ -496,8 +528,15 @@ ConsoleSink::Counters ConsoleSink::counters() const {
 ConsoleSink::Counters ConsoleSink::RecentCounters() const {
   std::unique_lock lk(mu_, std::try_to_lock);
   if (!lk) {
-    std::lock_guard sk(snapshot_mu_);
-    return snapshot_;
+    Counters c;
+    {
+      std::lock_guard sk(snapshot_mu_);
+      c = snapshot_;
+    }
+    c.handed_off = handed_off_.load(std::memory_order_relaxed);
+    c.handoff_waits = handoff_waits_.load(std::memory_order_relaxed);
+    c.handoff_pending = handoff_pending_.load(std::memory_order_relaxed);
+    return c;
   }
   return CountersLocked();
 }
@@ -513,6 +552,7 @@ ConsoleSink::Counters ConsoleSink::CountersLocked() const {
   c.folded = folder_.folded();
   c.handed_off = handed_off_.load(std::memory_order_relaxed);
   c.handoff_waits = handoff_waits_.load(std::memory_order_relaxed);
+  c.handoff_pending = handoff_pending_.load(std::memory_order_relaxed);
   const Spool::Stats s = spool_->stats();
   c.spool_records = s.pending_records;
   c.spool_bytes = s.file_bytes;
@@ -529,11 +569,11 @@ std::string ConsoleSink::FormatCounters(const Counters& c) {
       "console: registered={} published={} folded={} spooled={} delivered={} failures={} "
       "retries={} registrations={} registration_failures={} spool_records={} spool_bytes={} "
       "spool_summarised={} spool_summaries={} spool_corrupt={} spool_write_errors={} "
-      "spool_memory_only={} handed_off={} handoff_waits={}",
+      "spool_memory_only={} handed_off={} handoff_waits={} handoff_pending={}",
       c.registered ? "yes" : "no", c.published, c.folded, c.spooled, c.delivered, c.failures,
       c.retries, c.registrations, c.registration_failures, c.spool_records, c.spool_bytes,
       c.spool_summarised, c.spool_summaries, c.spool_corrupt, c.spool_write_errors,
-      c.spool_memory_only, c.handed_off, c.handoff_waits);
+      c.spool_memory_only, c.handed_off, c.handoff_waits, c.handoff_pending);
 }
 
 }  // namespace nfq::alerting

@@ -59,7 +59,7 @@ class ConsoleSink : public AlertSink {
     // under the 2 s stop budget).
     std::chrono::milliseconds stop_grace{1000};
     uint64_t spool_cap_bytes = 64ull << 20;
-    // Hits Publish may hand to the delivery thread while it summarises the spool at its cap
+    // Hits Publish may hand over while the keeper summarises the spool at its cap
     // (see Publish); beyond them Publish waits for that rewrite.
     size_t handoff_cap = 16384;
     uint64_t handoff_cap_bytes = 8ull << 20;  // and at most this much (strings included)
@@ -68,10 +68,13 @@ class ConsoleSink : public AlertSink {
   };
 
   struct Counters {
-    uint64_t published = 0;   // hits given to Publish and taken in (folded or spooled)
-    uint64_t handed_off = 0;  // hits Publish handed over instead of taking them in, the spool
-                              // being at its cap (taken in later, in order)
+    uint64_t published = 0;   // hits taken in (folded or spooled); at stop, every hit given to
+                              // Publish (before: less those in handoff_pending)
+    uint64_t handed_off = 0;  // hits Publish handed over instead of taking them in (the spool at
+                              // its cap, or the delivery thread in disk work), taken in later,
+                              // in order: each also counts in published then
     uint64_t handoff_waits = 0;  // Publish calls that found the hand-off full and waited
+    uint64_t handoff_pending = 0;  // hits in the hand-off now, not yet in published
     uint64_t folded = 0;      // requests counted into a pending follow-up instead of sent
     uint64_t spooled = 0;     // records appended to the spool (first hits, follow-ups)
     uint64_t delivered = 0;   // records the console answered 2xx
@@ -104,12 +107,13 @@ class ConsoleSink : public AlertSink {
   ConsoleSink(const ConsoleSink&) = delete;
   ConsoleSink& operator=(const ConsoleSink&) = delete;
 
-  // Launches the delivery thread (registration first). Call once.
+  // Launches the delivery thread (registration first) and the keeper. Call once.
   void Start();
   // Folds and spools hit. When the spool is at its cap, summarising its oldest records
-  // rewrites the file (tens of milliseconds at 64 MiB): that is left to the delivery thread,
+  // rewrites the file (tens of milliseconds at 64 MiB): that is left to the keeper thread,
   // and meanwhile Publish only hands hits over (up to Config::handoff_cap and
-  // handoff_cap_bytes, in order), so the caller's own queue keeps draining.
+  // handoff_cap_bytes, in order), so the caller's own queue keeps draining. The same while
+  // the delivery thread does disk work under the lock (sync, ack, journal, follow-ups).
   void Publish(const Hit& hit) override;
   // The same with the caller's reading of the steady clock (a caller that reads it anyway,
   // or reads a coarse one: the fold windows are seconds long).
@@ -135,14 +139,21 @@ class ConsoleSink : public AlertSink {
  private:
   explicit ConsoleSink(Config config);
   void Run();
+  // The keeper thread: does the cap's rewrite and takes the hand-off in when Publish asks
+  // (keeper_due_), whatever the delivery thread is waiting for.
+  void Keep();
   void AppendLocked(const Hit& hit);
   // Folds and spools; true when the worker should wake for it. REQUIRES: mu_ held.
   bool TakeInLocked(const Hit& hit, std::chrono::steady_clock::time_point now);
   // Hands hit to the worker if the hand-off is open and has room.
   bool TryHandOff(const Hit& hit, std::chrono::steady_clock::time_point now);
-  // Takes in every handed-off hit, in order (the cap's rewrite first), and closes the
-  // hand-off once it is empty. REQUIRES: mu_ held.
-  void TakeInHandedOffLocked();
+  // Takes in every handed-off hit, in order (the cap's rewrite first), closes the hand-off
+  // once it is empty and writes the spool's batch; true when the worker should wake.
+  // REQUIRES: mu_ held.
+  bool TakeInHandedOffLocked();
+  // Before disk work under mu_: Publish hands hits over instead of waiting for mu_ until
+  // TakeInHandedOffLocked. REQUIRES: mu_ held.
+  void OpenHandOffLocked();
   // The fold journal (state dir, folds.pending) holds the counts of requests folded into
   // windows still open, so that a crash or kill -9 does not lose them: rewritten (whole, by
   // rename) when they changed, at most every sync interval, and emptied when they are
@@ -169,16 +180,18 @@ class ConsoleSink : public AlertSink {
   };
   mutable std::mutex handoff_mu_;
   std::vector<HandedOff> handoff_;  // guarded by handoff_mu_
-  // Set (under both locks) when Publish finds the spool at its cap; cleared under
-  // handoff_mu_ by whoever empties handoff_. While set, Publish adds to handoff_ instead of
-  // taking mu_, which the worker holds through the rewrite. EndBatch takes the hand-off in
-  // itself when mu_ is free (the worker in a console request), so it is on disk as soon as a
-  // batch would have been.
+  // Set (under both locks) when Publish finds the spool at its cap (the keeper then takes
+  // it in) or the delivery thread starts disk work (it takes it in after); cleared under
+  // handoff_mu_ by whoever empties handoff_, always the holder of mu_. While set, Publish
+  // adds to handoff_ instead of waiting for mu_, and EndBatch leaves the batch to that holder.
   std::atomic<bool> handoff_open_{false};
   uint64_t handoff_bytes_ = 0;  // guarded by handoff_mu_
   // Read without a lock by RecentCounters (the packet thread on SIGUSR1).
   std::atomic<uint64_t> handed_off_{0};
   std::atomic<uint64_t> handoff_waits_{0};
+  std::atomic<uint64_t> handoff_pending_{0};
+  std::condition_variable keeper_cv_;  // with mu_
+  bool keeper_due_ = false;            // guarded by mu_
   std::condition_variable cv_;
   Folder folder_;
   std::string token_url_;
@@ -200,6 +213,7 @@ class ConsoleSink : public AlertSink {
   mutable std::mutex snapshot_mu_;  // after mu_ when both are held
   Counters snapshot_;  // guarded by snapshot_mu_
   std::thread worker_;
+  std::thread keeper_;
 };
 
 }  // namespace nfq::alerting
