@@ -130,9 +130,19 @@ void ConsoleSink::Keep() {
   pthread_setname_np(pthread_self(), "nfq-spool");
   std::unique_lock lk(mu_);
   while (!stopping_) {
-    keeper_cv_.wait(lk, [this] { return stopping_ || keeper_due_; });
+    // While the delivery thread waits in a request (up to its timeout) its periodic disk
+    // work is the keeper's: windows expire, syncs and the fold journal stay on time.
+    const auto due = in_request_ ? NextMaintenanceLocked() : std::nullopt;
+    const auto woken = [this] { return stopping_ || keeper_due_; };
+    if (due) {
+      keeper_cv_.wait_until(lk, *due, woken);
+    } else {
+      keeper_cv_.wait(lk, woken);
+    }
     if (stopping_) break;
     keeper_due_ = false;
+    OpenHandOffLocked();
+    if (in_request_) MaintainLocked(SteadyClock::now());
     if (TakeInHandedOffLocked()) cv_.notify_one();
   }
 }
@@ -147,14 +157,15 @@ void ConsoleSink::Publish(const Hit& hit) { Publish(hit, SteadyClock::now()); }
 
 void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
   if (handoff_open_.load(std::memory_order_acquire) && TryHandOff(hit, now)) return;
-  bool worker_has_news = true;
+  bool worker_has_news = false;
   bool keeper_has_news = false;
   {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk = LockUnlessHandedOff(&hit, now);
+    if (!lk.owns_lock()) return;
     // Handed-off hits go first (order); here only when the hand-off was full, or closed
     // since it was looked at.
-    if (handoff_open_.load(std::memory_order_relaxed)) TakeInHandedOffLocked();
-    if (spool_->CapDue(CapMargin())) {
+    if (handoff_open_.load(std::memory_order_relaxed)) worker_has_news |= TakeInHandedOffLocked();
+    if (started_ && spool_->CapDue(CapMargin())) {
       // The rewrite is the keeper's, a thread that does nothing else (the delivery thread
       // can be inside a console request for its whole timeout).
       {
@@ -167,14 +178,36 @@ void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
       }
       keeper_due_ = true;
       keeper_has_news = true;
-      worker_has_news = false;  // the keeper wakes the worker once it has taken the hits in
     } else {
-      worker_has_news = TakeInLocked(hit, now);
+      worker_has_news |= TakeInLocked(hit, now);
     }
+    // A worker inside a request cannot act on news (a first fold to journal, a new deadline):
+    // the keeper can.
+    if (worker_has_news && in_request_) keeper_has_news = keeper_due_ = true;
   }
   if (keeper_has_news) keeper_cv_.notify_one();
   // A wake-up per folded hit cost the worker a context switch for nothing.
   if (worker_has_news) cv_.notify_one();
+}
+
+std::unique_lock<std::mutex> ConsoleSink::LockUnlessHandedOff(const Hit* hit,
+                                                             SteadyClock::time_point now) {
+  std::unique_lock lk(mu_, std::try_to_lock);
+  // mu_ busy: its holder may be the delivery thread, which opens the hand-off right after
+  // taking mu_; a few yields give it that moment before this thread blocks.
+  constexpr int kTries = 8;
+  for (int tries = 0; !lk.owns_lock(); ++tries) {
+    if (handoff_open_.load(std::memory_order_acquire) && (hit == nullptr || TryHandOff(*hit, now))) {
+      return lk;
+    }
+    if (tries == kTries) {
+      lk.lock();
+      break;
+    }
+    std::this_thread::yield();
+    (void)lk.try_lock();
+  }
+  return lk;
 }
 
 bool ConsoleSink::TryHandOff(const Hit& hit, SteadyClock::time_point now) {
@@ -240,7 +273,8 @@ void ConsoleSink::EndBatch() {
   // delivery thread around its own disk work) holds mu_, and writes the batch when it takes
   // the hand-off in.
   if (handoff_open_.load(std::memory_order_acquire)) return;
-  std::lock_guard lk(mu_);
+  std::unique_lock lk = LockUnlessHandedOff(nullptr, {});
+  if (!lk.owns_lock()) return;
   spool_->WriteBatch();
 }
 
@@ -378,36 +412,54 @@ void ConsoleSink::ScheduleRetryLocked(SteadyClock::time_point now) {
   next_attempt_ = now + std::chrono::milliseconds(delay.count() - half + dist(rng_));
 }
 
+void ConsoleSink::MaintainLocked(SteadyClock::time_point now) {
+  bool expired = false;
+  for (const Hit& h : folder_.Expire(now)) {
+    AppendLocked(h);
+    expired = true;
+  }
+  if (spool_->dirty() && now >= dirty_since_ + cfg_.sync_interval) {
+    spool_->Sync();
+    // A sync the disk refused is tried again an interval later, not in a busy loop.
+    if (spool_->dirty()) dirty_since_ = now;
+  }
+  // Records the disk refused, or took after refusing (the sync's rewrite, a delivery from
+  // memory), change what the journal keeps.
+  if (spool_->held_generation() != journaled_held_) folds_dirty_ = true;
+  // Spooled follow-ups leave the journal at once; new folds at most every sync interval.
+  if (expired || (folds_dirty_ && now >= folds_written_ + journal_retry_delay_)) {
+    WriteFoldJournalLocked();
+  }
+}
+
+std::optional<SteadyClock::time_point> ConsoleSink::NextMaintenanceLocked() const {
+  std::optional<SteadyClock::time_point> wake = folder_.NextDeadline();
+  auto earliest = [&wake](SteadyClock::time_point t) {
+    if (!wake || t < *wake) wake = t;
+  };
+  if (spool_->dirty()) earliest(dirty_since_ + cfg_.sync_interval);
+  if (folds_dirty_) earliest(folds_written_ + journal_retry_delay_);
+  return wake;
+}
+
 void ConsoleSink::Run() {
   pthread_setname_np(pthread_self(), "nfq-console");
+  // Whenever this thread holds mu_ the hand-off is open (opened right after each lock, taken
+  // in and closed right before each unlock or wait): its disk work under mu_ (follow-ups of
+  // expired windows, sync, journal, acks, Front's reads) never makes Publish wait.
   std::unique_lock lk(mu_);
+  OpenHandOffLocked();
   const std::string factory_host = RedactUrl(cfg_.factory_url);
   while (!stopping_) {
     auto now = SteadyClock::now();
-    // Expired windows' follow-ups (they may pass the cap), the sync and the journal are disk
-    // work under mu_: Publish hands its hits over meanwhile instead of waiting.
-    OpenHandOffLocked();
-    bool expired = false;
-    for (const Hit& h : folder_.Expire(now)) {
-      AppendLocked(h);
-      expired = true;
-    }
-    if (spool_->dirty() && now >= dirty_since_ + cfg_.sync_interval) {
-      spool_->Sync();
-      // A sync the disk refused is tried again an interval later, not in a busy loop.
-      if (spool_->dirty()) dirty_since_ = now;
-    }
-    // Records the disk refused, or took after refusing (the sync's rewrite, a delivery from
-    // memory), change what the journal keeps.
-    if (spool_->held_generation() != journaled_held_) folds_dirty_ = true;
-    // Spooled follow-ups leave the journal at once; new folds at most every sync interval.
-    if (expired || (folds_dirty_ && now >= folds_written_ + journal_retry_delay_)) {
-      WriteFoldJournalLocked();
-    }
+    // Hits handed over so far go in before windows expire (they may belong in them).
     TakeInHandedOffLocked();
+    OpenHandOffLocked();
+    MaintainLocked(now);
 
     if (now >= next_attempt_ && token_url_.empty()) {
       in_request_ = true;
+      TakeInHandedOffLocked();
       lk.unlock();
       const InstanceFacts facts =
           LookupInstanceFacts(*http_, cfg_.imds_base_url, cfg_.imds_timeout);
@@ -423,6 +475,7 @@ void ConsoleSink::Run() {
         Log("console: token registered but not stored: " + save_error);
       }
       lk.lock();
+      OpenHandOffLocked();
       in_request_ = false;
       cv_.notify_all();
       if (stopping_) break;
@@ -460,6 +513,7 @@ void ConsoleSink::Run() {
                               HitQueryString(rec->hit);
       if (consecutive_failures_ > 0) counters_.retries++;
       in_request_ = true;
+      TakeInHandedOffLocked();
       lk.unlock();
       HttpRequest req;
       req.url = url;
@@ -468,6 +522,7 @@ void ConsoleSink::Run() {
       req.max_body = 64 * 1024;
       const HttpResponse resp = http_->Perform(req);
       lk.lock();
+      OpenHandOffLocked();
       in_request_ = false;
       cv_.notify_all();
       now = SteadyClock::now();
@@ -476,9 +531,7 @@ void ConsoleSink::Run() {
         break;
       }
       if (resp.ok()) {
-        OpenHandOffLocked();  // the ack's fsync, and the compaction it may start
-        spool_->Ack(rec->id);
-        TakeInHandedOffLocked();
+        spool_->Ack(rec->id);  // an fsync, perhaps a compaction: the hand-off is open
         counters_.delivered++;
         // A backlog is delivered one record after another without a wait: SIGUSR1's figures
         // (RecentCounters) follow it.
@@ -505,18 +558,17 @@ void ConsoleSink::Run() {
     }
 
     SaveSnapshotLocked();  // for RecentCounters while the next pass holds mu_
-    std::optional<SteadyClock::time_point> wake = folder_.NextDeadline();
-    auto earliest = [&wake](SteadyClock::time_point t) {
-      if (!wake || t < *wake) wake = t;
-    };
-    if (spool_->dirty()) earliest(dirty_since_ + cfg_.sync_interval);
-    if (folds_dirty_) earliest(folds_written_ + journal_retry_delay_);
-    if (token_url_.empty() || !spool_->empty()) earliest(next_attempt_);
+    std::optional<SteadyClock::time_point> wake = NextMaintenanceLocked();
+    if (token_url_.empty() || !spool_->empty()) {
+      if (!wake || next_attempt_ < *wake) wake = next_attempt_;
+    }
+    if (TakeInHandedOffLocked()) continue;  // new records: their deadlines first
     if (wake) {
       cv_.wait_until(lk, *wake);
     } else {
       cv_.wait(lk);
     }
+    OpenHandOffLocked();
   }
 }
 
@@ -528,15 +580,10 @@ ConsoleSink::Counters ConsoleSink::counters() const {
 ConsoleSink::Counters ConsoleSink::RecentCounters() const {
   std::unique_lock lk(mu_, std::try_to_lock);
   if (!lk) {
-    Counters c;
-    {
-      std::lock_guard sk(snapshot_mu_);
-      c = snapshot_;
-    }
-    c.handed_off = handed_off_.load(std::memory_order_relaxed);
-    c.handoff_waits = handoff_waits_.load(std::memory_order_relaxed);
-    c.handoff_pending = handoff_pending_.load(std::memory_order_relaxed);
-    return c;
+    // One pass's figures, all of them: they add up (fresh hand-off counters beside an older
+    // `published` would not).
+    std::lock_guard sk(snapshot_mu_);
+    return snapshot_;
   }
   return CountersLocked();
 }

@@ -142,9 +142,18 @@ class ConsoleSink : public AlertSink {
   // The keeper thread: does the cap's rewrite and takes the hand-off in when Publish asks
   // (keeper_due_), whatever the delivery thread is waiting for.
   void Keep();
+  // The periodic disk work: expired windows' follow-ups, the sync, the fold journal, each when
+  // due. REQUIRES: mu_ held, the hand-off open.
+  void MaintainLocked(std::chrono::steady_clock::time_point now);
+  // When MaintainLocked has something due next, if anything. REQUIRES: mu_ held.
+  std::optional<std::chrono::steady_clock::time_point> NextMaintenanceLocked() const;
   void AppendLocked(const Hit& hit);
   // Folds and spools; true when the worker should wake for it. REQUIRES: mu_ held.
   bool TakeInLocked(const Hit& hit, std::chrono::steady_clock::time_point now);
+  // mu_, or, while its holder has the hand-off open, hit handed over (hit null: nothing to
+  // hand over) and the lock not owned.
+  std::unique_lock<std::mutex> LockUnlessHandedOff(const Hit* hit,
+                                                   std::chrono::steady_clock::time_point now);
   // Hands hit to the worker if the hand-off is open and has room.
   bool TryHandOff(const Hit& hit, std::chrono::steady_clock::time_point now);
   // Takes in every handed-off hit, in order (the cap's rewrite first), closes the hand-off

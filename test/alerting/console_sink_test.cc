@@ -566,6 +566,38 @@ TEST_F(ConsoleSinkTest, AtTheCapTheKeeperRewritesWhileTheWorkerWaitsForTheConsol
   sink->Stop();
 }
 
+// Windows that close while the delivery thread waits in a request (a hanging console) are
+// expired by the keeper: identical requests keep folding, and the journal keeps their counts.
+TEST_F(ConsoleSinkTest, WindowsKeepFoldingWhileTheWorkerWaitsForTheConsole) {
+  auto c = MakeConfig();
+  c.fold_window = 200ms;
+  c.sync_interval = 10ms;
+  c.request_timeout = 10000ms;
+  c.stop_grace = 10ms;
+  auto sink = MakeSink(c);
+  sink->Start();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().registered; }));
+  ASSERT_TRUE(mock_->SetMode("hang"));
+  sink->Publish(Numbered(1));
+  sink->EndBatch();
+  ASSERT_TRUE(WaitFor([&] { return sink->counters().spooled > 0; }));
+  std::this_thread::sleep_for(100ms);  // the worker is inside the request for that record
+  constexpr int kHits = 1000;
+  for (int i = 0; i < kHits; ++i) {
+    PublishSameRequest(*sink, 1, 40000 + i);
+    if (i % 10 == 0) sink->EndBatch();
+    std::this_thread::sleep_for(1ms);
+  }
+  sink->EndBatch();
+  std::this_thread::sleep_for(50ms);
+  const auto counters = sink->counters();
+  EXPECT_EQ(counters.published, static_cast<uint64_t>(kHits + 1));
+  // About one first hit and one follow-up per 200 ms window, not a record per request.
+  EXPECT_LT(counters.spooled, 60u) << ConsoleSink::FormatCounters(counters);
+  EXPECT_EQ(RequestsLeftIn(c.state_dir), static_cast<uint64_t>(kHits + 1));
+  sink->Stop();
+}
+
 TEST_F(ConsoleSinkTest, EnvironmentProxiesAreIgnored) {
   for (const char* v : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"}) {
     setenv(v, "http://127.0.0.1:9", 1);
