@@ -149,6 +149,20 @@ class ConsoleSinkTest : public ::testing::Test {
 
   void PublishPastTheCapInOrder(size_t handoff_cap, uint64_t handoff_cap_bytes);
 
+  // Starts a sink, registers, and leaves its delivery thread inside a request to a hanging
+  // console (for the request timeout of c) for one first record.
+  std::unique_ptr<ConsoleSink> StartWithTheWorkerInARequest(const ConsoleSink::Config& c) {
+    auto sink = MakeSink(c);
+    sink->Start();
+    EXPECT_TRUE(WaitFor([&] { return sink->counters().registered; }));
+    EXPECT_TRUE(mock_->SetMode("hang"));
+    sink->Publish(Numbered(0));
+    sink->EndBatch();
+    EXPECT_TRUE(WaitFor([&] { return sink->counters().spooled > 0; }));
+    std::this_thread::sleep_for(300ms);  // the worker is inside the request for record 0
+    return sink;
+  }
+
   TempDir records_;
   TempDir state_;
   LogCapture log_;
@@ -539,15 +553,7 @@ TEST_F(ConsoleSinkTest, AtTheCapTheKeeperRewritesWhileTheWorkerWaitsForTheConsol
     }
     if (log) log(line);
   };
-  auto sink = MakeSink(c);
-  sink->Start();
-  ASSERT_TRUE(WaitFor([&] { return sink->counters().registered; }));
-  ASSERT_TRUE(mock_->SetMode("hang"));
-  sink->Publish(Numbered(0));
-  sink->EndBatch();
-  // The worker is inside the request for record 0 (it stays in flight).
-  ASSERT_TRUE(WaitFor([&] { return sink->counters().spooled > 0; }));
-  std::this_thread::sleep_for(300ms);
+  auto sink = StartWithTheWorkerInARequest(c);
   constexpr int kHits = 1500;  // about 1.6 MB: several rewrites at a 256 KiB cap
   for (int i = 1; i < kHits; ++i) {
     sink->Publish(Large(i));
@@ -574,14 +580,7 @@ TEST_F(ConsoleSinkTest, WindowsKeepFoldingWhileTheWorkerWaitsForTheConsole) {
   c.sync_interval = 10ms;
   c.request_timeout = 10000ms;
   c.stop_grace = 10ms;
-  auto sink = MakeSink(c);
-  sink->Start();
-  ASSERT_TRUE(WaitFor([&] { return sink->counters().registered; }));
-  ASSERT_TRUE(mock_->SetMode("hang"));
-  sink->Publish(Numbered(1));
-  sink->EndBatch();
-  ASSERT_TRUE(WaitFor([&] { return sink->counters().spooled > 0; }));
-  std::this_thread::sleep_for(100ms);  // the worker is inside the request for that record
+  auto sink = StartWithTheWorkerInARequest(c);
   constexpr int kHits = 1000;
   for (int i = 0; i < kHits; ++i) {
     PublishSameRequest(*sink, 1, 40000 + i);
