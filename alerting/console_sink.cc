@@ -156,7 +156,6 @@ void ConsoleSink::AppendLocked(const Hit& hit) {
 void ConsoleSink::Publish(const Hit& hit) { Publish(hit, SteadyClock::now()); }
 
 void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
-  if (handoff_open_.load(std::memory_order_acquire) && TryHandOff(hit, now)) return;
   bool worker_has_news = false;
   bool keeper_has_news = false;
   {
@@ -170,10 +169,7 @@ void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
       // can be inside a console request for its whole timeout).
       {
         std::lock_guard hk(handoff_mu_);
-        handoff_.push_back({hit, now});
-        handoff_bytes_ += ApproxBytes(hit);
-        handoff_pending_.store(handoff_.size(), std::memory_order_relaxed);
-        handed_off_.fetch_add(1, std::memory_order_relaxed);
+        PushHandOffLocked(hit, now, ApproxBytes(hit));
         handoff_open_.store(true, std::memory_order_release);
       }
       keeper_due_ = true;
@@ -192,22 +188,22 @@ void ConsoleSink::Publish(const Hit& hit, SteadyClock::time_point now) {
 
 std::unique_lock<std::mutex> ConsoleSink::LockUnlessHandedOff(const Hit* hit,
                                                              SteadyClock::time_point now) {
-  std::unique_lock lk(mu_, std::try_to_lock);
-  // mu_ busy: its holder may be the delivery thread, which opens the hand-off right after
-  // taking mu_; a few yields give it that moment before this thread blocks.
+  std::unique_lock lk(mu_, std::defer_lock);
+  // An open hand-off is taken even when mu_ is free: the keeper, due to rewrite, may not have
+  // taken mu_ yet. mu_ busy and the hand-off closed: its holder may be the delivery thread,
+  // which opens the hand-off right after taking mu_; a few yields give it that moment before
+  // this thread blocks.
   constexpr int kTries = 8;
-  for (int tries = 0; !lk.owns_lock(); ++tries) {
-    if (handoff_open_.load(std::memory_order_acquire) && (hit == nullptr || TryHandOff(*hit, now))) {
-      return lk;
-    }
+  for (int tries = 0;; ++tries) {
+    const bool open = handoff_open_.load(std::memory_order_acquire);
+    if (open && (hit == nullptr || TryHandOff(*hit, now))) return lk;
+    if (lk.try_lock()) return lk;
     if (tries == kTries) {
       lk.lock();
-      break;
+      return lk;
     }
     std::this_thread::yield();
-    (void)lk.try_lock();
   }
-  return lk;
 }
 
 bool ConsoleSink::TryHandOff(const Hit& hit, SteadyClock::time_point now) {
@@ -218,11 +214,15 @@ bool ConsoleSink::TryHandOff(const Hit& hit, SteadyClock::time_point now) {
     handoff_waits_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
+  PushHandOffLocked(hit, now, bytes);
+  return true;
+}
+
+void ConsoleSink::PushHandOffLocked(const Hit& hit, SteadyClock::time_point now, uint64_t bytes) {
   handoff_.push_back({hit, now});
   handoff_bytes_ += bytes;
   handoff_pending_.store(handoff_.size(), std::memory_order_relaxed);
   handed_off_.fetch_add(1, std::memory_order_relaxed);
-  return true;
 }
 
 bool ConsoleSink::TakeInHandedOffLocked() {
@@ -270,9 +270,8 @@ bool ConsoleSink::TakeInLocked(const Hit& hit, SteadyClock::time_point now) {
 
 void ConsoleSink::EndBatch() {
   // While the hand-off is open, whoever opened it (the keeper for the cap's rewrite, the
-  // delivery thread around its own disk work) holds mu_, and writes the batch when it takes
-  // the hand-off in.
-  if (handoff_open_.load(std::memory_order_acquire)) return;
+  // delivery thread around its own disk work) holds mu_, or is about to, and writes the batch
+  // when it takes the hand-off in.
   std::unique_lock lk = LockUnlessHandedOff(nullptr, {});
   if (!lk.owns_lock()) return;
   spool_->WriteBatch();
@@ -449,6 +448,18 @@ void ConsoleSink::Run() {
   // expired windows, sync, journal, acks, Front's reads) never makes Publish wait.
   std::unique_lock lk(mu_);
   OpenHandOffLocked();
+  // Around a request: mu_ is let go for it, with the hand-off taken in and closed first.
+  auto release = [&] {
+    in_request_ = true;
+    TakeInHandedOffLocked();
+    lk.unlock();
+  };
+  auto reacquire = [&] {
+    lk.lock();
+    OpenHandOffLocked();
+    in_request_ = false;
+    cv_.notify_all();
+  };
   const std::string factory_host = RedactUrl(cfg_.factory_url);
   while (!stopping_) {
     auto now = SteadyClock::now();
@@ -458,9 +469,7 @@ void ConsoleSink::Run() {
     MaintainLocked(now);
 
     if (now >= next_attempt_ && token_url_.empty()) {
-      in_request_ = true;
-      TakeInHandedOffLocked();
-      lk.unlock();
+      release();
       const InstanceFacts facts =
           LookupInstanceFacts(*http_, cfg_.imds_base_url, cfg_.imds_timeout);
       const std::string name = cfg_.instance_name.empty() ? facts.instance_id : cfg_.instance_name;
@@ -474,10 +483,7 @@ void ConsoleSink::Run() {
         // Keep going with the token in memory; the next start registers again.
         Log("console: token registered but not stored: " + save_error);
       }
-      lk.lock();
-      OpenHandOffLocked();
-      in_request_ = false;
-      cv_.notify_all();
+      reacquire();
       if (stopping_) break;
       now = SteadyClock::now();
       if (r.ok) {
@@ -512,19 +518,14 @@ void ConsoleSink::Run() {
                               (token_url_.find('?') == std::string::npos ? "?" : "&") +
                               HitQueryString(rec->hit);
       if (consecutive_failures_ > 0) counters_.retries++;
-      in_request_ = true;
-      TakeInHandedOffLocked();
-      lk.unlock();
+      release();
       HttpRequest req;
       req.url = url;
       req.connect_timeout = cfg_.connect_timeout;
       req.total_timeout = cfg_.request_timeout;
       req.max_body = 64 * 1024;
       const HttpResponse resp = http_->Perform(req);
-      lk.lock();
-      OpenHandOffLocked();
-      in_request_ = false;
-      cv_.notify_all();
+      reacquire();
       now = SteadyClock::now();
       if (resp.aborted) {
         spool_->set_front_in_flight(false);

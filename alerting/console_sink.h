@@ -150,12 +150,15 @@ class ConsoleSink : public AlertSink {
   void AppendLocked(const Hit& hit);
   // Folds and spools; true when the worker should wake for it. REQUIRES: mu_ held.
   bool TakeInLocked(const Hit& hit, std::chrono::steady_clock::time_point now);
-  // mu_, or, while its holder has the hand-off open, hit handed over (hit null: nothing to
-  // hand over) and the lock not owned.
+  // mu_, or, while the hand-off is open (and has room), hit handed over and the lock not
+  // owned (hit null: nothing to hand over, only not to wait).
   std::unique_lock<std::mutex> LockUnlessHandedOff(const Hit* hit,
                                                    std::chrono::steady_clock::time_point now);
-  // Hands hit to the worker if the hand-off is open and has room.
+  // Hands hit over if the hand-off is open and has room.
   bool TryHandOff(const Hit& hit, std::chrono::steady_clock::time_point now);
+  // REQUIRES: handoff_mu_ held.
+  void PushHandOffLocked(const Hit& hit, std::chrono::steady_clock::time_point now,
+                         uint64_t bytes);
   // Takes in every handed-off hit, in order (the cap's rewrite first), closes the hand-off
   // once it is empty and writes the spool's batch; true when the worker should wake.
   // REQUIRES: mu_ held.

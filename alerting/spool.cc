@@ -468,7 +468,8 @@ void Spool::EnforceCap(uint64_t incoming) {
   }
   stats_.summarised_records += records;
   Compact();
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - began);
   Log(fmt::format("spool: at its cap of {} bytes; {} oldest undelivered hits summarised into one "
                   "({} ms)",
                   opts_.cap_bytes, records, took.count()));
