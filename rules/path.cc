@@ -40,10 +40,12 @@ size_t AbsoluteFormPrefix(std::string_view t) {
   return t.substr(i).starts_with("://") ? i + 3 : 0;
 }
 
-// Decodes unreserved encodings, upper-cases the hex of the ones kept. Output starts with '/'.
-std::string DecodeOnce(std::string_view raw, uint32_t* flags) {
+// Decodes unreserved encodings, upper-cases the hex of the ones kept, into *out (replaced),
+// which then starts with '/'.
+void DecodeOnce(std::string_view raw, uint32_t* flags, std::string* out_string) {
   constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
+  std::string& out = *out_string;
+  out.clear();
   out.reserve(raw.size() + 1);
   if (raw.empty() || raw[0] != '/') out.push_back('/');
   for (size_t i = 0; i < raw.size(); ++i) {
@@ -71,13 +73,14 @@ std::string DecodeOnce(std::string_view raw, uint32_t* flags) {
     out.push_back(kHex[value >> 4]);
     out.push_back(kHex[value & 0xf]);
   }
-  return out;
 }
 
 // RFC 3986 5.2.4 over a path starting with '/', except that empty segments are dropped first
 // (so "/a//../b" is "/b"): a ".." then removes a named segment, as slash-merging servers do.
-std::string RemoveDotSegments(std::string_view in, uint32_t* flags) {
-  std::string out;
+// Into *out (replaced).
+void RemoveDotSegments(std::string_view in, uint32_t* flags, std::string* out_string) {
+  std::string& out = *out_string;
+  out.clear();
   out.reserve(in.size());
   bool trailing_slash = false;
   size_t begin = 1;
@@ -108,7 +111,6 @@ std::string RemoveDotSegments(std::string_view in, uint32_t* flags) {
     begin = end + 1;
   }
   if (out.empty() || trailing_slash) out.push_back('/');
-  return out;
 }
 
 }  // namespace
@@ -125,6 +127,15 @@ std::string PathFlagNames(uint32_t flags) {
 
 ResolvedPath ResolveTarget(std::string_view target) {
   ResolvedPath result;
+  std::string scratch;
+  ResolveTargetInto(target, &result, &scratch);
+  return result;
+}
+
+void ResolveTargetInto(std::string_view target, ResolvedPath* out, std::string* scratch) {
+  ResolvedPath& result = *out;
+  result.flags = 0;
+  result.query.clear();
   if (target.size() > kMaxTargetBytes) {
     target = target.substr(0, kMaxTargetBytes);
     result.flags |= path_flag::kTruncated;
@@ -155,9 +166,8 @@ ResolvedPath ResolveTarget(std::string_view target) {
     raw_path = target.substr(0, question);
     result.query.assign(target.substr(question + 1));
   }
-  const std::string decoded = DecodeOnce(raw_path, &result.flags);
-  result.path = RemoveDotSegments(decoded, &result.flags);
-  return result;
+  DecodeOnce(raw_path, &result.flags, scratch);
+  RemoveDotSegments(*scratch, &result.flags, &result.path);
 }
 
 }  // namespace nfq::rules

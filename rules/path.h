@@ -44,4 +44,10 @@ struct ResolvedPath {
 // (ResolveTarget(r.path).path == r.path) unless kBadEncoding is set.
 ResolvedPath ResolveTarget(std::string_view target);
 
+// The same into *out, every field set, reusing the capacity of out's strings and of *scratch
+// (working space, left unspecified): called again and again with the same two, it allocates
+// only when a target is longer than any before. REQUIRES: target does not point into *out
+// or *scratch.
+void ResolveTargetInto(std::string_view target, ResolvedPath* out, std::string* scratch);
+
 }  // namespace nfq::rules

@@ -288,9 +288,11 @@ class AlertThread {
   size_t Drain() {
     size_t drained = 0;
     auto flushed = CoarseNow();
-    while (auto event = ring_->TryPop()) {
+    while (InspectorEvent* event = ring_->Front()) {
       FillHit(*event, &hit_);
       Attribute(*event, &hit_, attributor_, container_addresses_);
+      ReleaseLargeBuffers(event);
+      ring_->PopFront();
       const auto now = CoarseNow();
       sinks_->Publish(hit_, now);
       ++drained;

@@ -399,32 +399,66 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
   const bool non_http = (flags & request_flag::kNonHttp) != 0;
   // Bytes that are not HTTP have no path; they always alert, once per flow. So does any
   // request after which the sensor cannot follow the flow (request_flag::kAlwaysReport).
-  rules::ResolvedPath resolved = non_http ? rules::ResolvedPath{} : rules::ResolveTarget(request.target);
-  if ((flags & request_flag::kAlwaysReport) == 0 && !filter_->ShouldAlert(resolved)) {
+  if (non_http) {
+    resolved_.path.clear();
+    resolved_.query.clear();
+    resolved_.flags = 0;
+  } else {
+    rules::ResolveTargetInto(request.target, &resolved_, &path_scratch_);
+  }
+  if ((flags & request_flag::kAlwaysReport) == 0 && !filter_->ShouldAlert(resolved_)) {
     ++counters_.filtered;
     return;
   }
   ++counters_.hits;
-  InspectorEvent event;
-  event.url = RedactUserinfo(request.target);  // "GET http://user:pw@host/..." carries secrets
-  event.norm = std::move(resolved.path);
-  event.method = request.method;
-  const bool token_put = request.method == "PUT" && event.norm == "/latest/api/token";
-  event.imds_v2 = request.has_imds_token || request.has_token_ttl || token_put;
-  event.key = flow.key;
-  if (flow.has_uid) {
-    event.uid = flow.uid;
-    event.gid = flow.gid;
+  const auto now = alerting::Hit::Clock::now();
+  FlushOverflow();
+  // Filled in place in the ring: the slot's strings keep their capacity from earlier hits.
+  InspectorEvent* event = overflow_count_ == 0 ? events_->BeginPush() : nullptr;
+  if (event == nullptr) {
+    // The alert thread is behind. The hit's details are lost, but not the request: it is
+    // counted into one summary hit that goes out as soon as the queue has room.
+    ++counters_.events_dropped;
+    if (overflow_count_++ != 0) {
+      overflow_.last = now;
+      return;
+    }
+    event = &overflow_;  // the first dropped hit stands for all of them
   }
-  event.first = event.last = alerting::Hit::Clock::now();
-  event.flags = JoinFlags(flags, resolved.flags);
-  event.queue = config_.queue_num;
-  event.hook = flow.hook;
-  event.indev = flow.indev;
-  event.host = request.host;
-  event.user_agent = request.user_agent;
-  event.seen = std::chrono::steady_clock::now();
-  Publish(std::move(event));
+  FillEvent(request, flow, flags, now, event);
+  if (event != &overflow_) events_->CommitPush();
+}
+
+void Inspector::FillEvent(const HttpRequest& request, const Flow& flow, uint32_t flags,
+                          alerting::Hit::Clock::time_point now, InspectorEvent* event) const {
+  event->url.assign(request.target);
+  RedactUserinfoInPlace(&event->url);  // "GET http://user:pw@host/..." carries secrets
+  event->norm.assign(resolved_.path);
+  event->method.assign(request.method);
+  const bool token_put = request.method == "PUT" && event->norm == "/latest/api/token";
+  event->imds_v2 = request.has_imds_token || request.has_token_ttl || token_put;
+  event->key = flow.key;
+  event->uid = flow.has_uid ? int64_t{flow.uid} : -1;
+  event->gid = flow.has_uid ? int64_t{flow.gid} : -1;
+  event->count = 1;
+  event->first = event->last = now;
+  event->flags = JoinFlags(flags, resolved_.flags);
+  event->queue = config_.queue_num;
+  event->hook = flow.hook;
+  event->indev = flow.indev;
+  event->host.assign(request.host);
+  event->user_agent.assign(request.user_agent);
+  event->seen = std::chrono::steady_clock::now();
+}
+
+void ReleaseLargeBuffers(InspectorEvent* event) {
+  // Above this a buffer is freed rather than kept: the ring's slots then hold at most a few
+  // hundred bytes each however long the requests were (4096 slots: about 6 MiB at most).
+  constexpr size_t kKeptCapacity = 256;
+  for (std::string* s : {&event->url, &event->norm, &event->method, &event->flags, &event->host,
+                         &event->user_agent}) {
+    if (s->capacity() > kKeptCapacity) std::string().swap(*s);
+  }
 }
 
 void FillHit(const InspectorEvent& event, alerting::Hit* hit) {
@@ -454,29 +488,16 @@ void FillHit(const InspectorEvent& event, alerting::Hit* hit) {
   hit->user_agent = event.user_agent;
 }
 
-void Inspector::Publish(InspectorEvent&& event) {
-  FlushOverflow();
-  if (overflow_count_ == 0 && events_->TryPush(std::move(event))) return;
-  // The alert thread is behind. The hit's details are lost, but not the request: it is
-  // counted into one summary hit that goes out as soon as the queue has room.
-  ++counters_.events_dropped;
-  if (overflow_count_ == 0) {
-    overflow_ = std::move(event);  // the first dropped hit stands for all of them
-  } else {
-    overflow_.last = event.last;
-  }
-  overflow_count_ += event.count;
-}
-
 void Inspector::FlushOverflow() {
   if (overflow_count_ == 0) return;
-  InspectorEvent summary = overflow_;
-  summary.count = overflow_count_;
-  summary.flags += summary.flags.empty() ? "queue_overflow" : ",queue_overflow";
-  if (events_->TryPush(std::move(summary))) {
-    ++counters_.overflow_summaries;
-    overflow_count_ = 0;
-  }
+  InspectorEvent* summary = events_->BeginPush();
+  if (summary == nullptr) return;
+  *summary = overflow_;
+  summary->count = overflow_count_;
+  summary->flags += summary->flags.empty() ? "queue_overflow" : ",queue_overflow";
+  events_->CommitPush();
+  ++counters_.overflow_summaries;
+  overflow_count_ = 0;
 }
 
 }  // namespace nfq::sensor

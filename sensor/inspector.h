@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "alerting/hit.h"
+#include "rules/path.h"
 #include "sensor/flow_table.h"
 #include "sensor/packet.h"
 #include "sensor/spsc_ring.h"
@@ -47,6 +48,10 @@ struct InspectorEvent {
   uint8_t hook = 0;  // NF_INET_*
   bool imds_v2 = false;
 };
+
+// Frees, on the consumer's side, the strings of a ring slot that a long request made large, so
+// that the ring's slots keep only small buffers for reuse. Call before PopFront.
+void ReleaseLargeBuffers(InspectorEvent* event);
 
 // Sets every field of *hit from event; attribution fields (pid, owner, cmdline, exe,
 // ancestors, container, pod, iface) are cleared for the alert thread to fill. *hit may hold
@@ -149,8 +154,10 @@ class Inspector {
   static bool CloseInWindow(const Flow& flow, uint32_t seq);
   void ReadLateBytes(Flow& flow, std::string_view late, uint32_t extra_flags);
   void ReportFragment(Flow& flow, uint64_t requests_before);
-  void Publish(InspectorEvent&& event);
   void FlushOverflow();
+  // Sets every field of *event (a ring slot with an earlier hit's leftovers, or overflow_).
+  void FillEvent(const HttpRequest& request, const Flow& flow, uint32_t flags,
+                 alerting::Hit::Clock::time_point now, InspectorEvent* event) const;
   void OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags);
 
   InspectorConfig config_;
@@ -162,6 +169,9 @@ class Inspector {
   RecentCloses recent_closes_{1024};
   Flow evicted_;  // scratch for the flow that FindOrCreate pushed out
   InspectorCounters counters_;
+  // OnRequest's working space, reused so that a request allocates nothing in steady state.
+  rules::ResolvedPath resolved_;
+  std::string path_scratch_;
   InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest
   uint64_t overflow_count_ = 0;  // requests not yet reported because the queue was full
   size_t memory_bytes_ = 0;      // sum of the flows' footprints

@@ -61,6 +61,7 @@ std::string RedactCmdline(std::string raw);
 
 // "scheme://user:password@host" -> "scheme://<redacted>@host", wherever it stands.
 std::string RedactUserinfo(std::string text);
+void RedactUserinfoInPlace(std::string* text);
 
 class ProcessLookup {
  public:

@@ -1,6 +1,8 @@
 // Bounded single-producer single-consumer ring. Lock-free: the producer (packet thread)
 // never waits on the consumer; when the ring is full, TryPush fails and the caller counts
-// the drop. Slots are allocated once, at construction.
+// the drop. Slots are allocated once, at construction. BeginPush/CommitPush and
+// Front/PopFront move nothing: the producer fills a slot in place over what the value before
+// left there, so a slot's strings keep their capacity and a steady stream allocates nothing.
 //
 // Thread-safety: exactly one producer thread and one consumer thread.
 #pragma once
@@ -23,16 +25,41 @@ class SpscRing {
   SpscRing(const SpscRing&) = delete;
   SpscRing& operator=(const SpscRing&) = delete;
 
-  // Producer. On failure value is left untouched.
-  bool TryPush(T&& value) {
+  // Producer: the slot the next push fills, or nullptr when the ring is full. It holds what
+  // an earlier value left; every field must be set. Not visible to the consumer until
+  // CommitPush.
+  T* BeginPush() {
     const size_t tail = tail_.load(std::memory_order_relaxed);
     if (tail - head_cache_ == slots_.size()) {
       head_cache_ = head_.load(std::memory_order_acquire);
-      if (tail - head_cache_ == slots_.size()) return false;
+      if (tail - head_cache_ == slots_.size()) return nullptr;
     }
-    slots_[tail & mask_] = std::move(value);
-    tail_.store(tail + 1, std::memory_order_release);
+    return &slots_[tail & mask_];
+  }
+  // Producer. REQUIRES: the last BeginPush returned a slot, filled since.
+  void CommitPush() {
+    tail_.store(tail_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+
+  // Producer. On failure value is left untouched.
+  bool TryPush(T&& value) {
+    T* slot = BeginPush();
+    if (slot == nullptr) return false;
+    *slot = std::move(value);
+    CommitPush();
     return true;
+  }
+
+  // Consumer: the oldest value, in place, or nullptr when the ring is empty. Valid until
+  // PopFront, which hands the slot back to the producer as it is.
+  T* Front() {
+    const size_t head = head_.load(std::memory_order_relaxed);
+    if (head == tail_.load(std::memory_order_acquire)) return nullptr;
+    return &slots_[head & mask_];
+  }
+  // Consumer. REQUIRES: Front() returned a value.
+  void PopFront() {
+    head_.store(head_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 
   // Consumer.

@@ -195,6 +195,16 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def system_cpu_seconds():
+    """(busy, all) CPU seconds of the whole machine since boot, summed over CPUs (/proc/stat):
+    busy is everything but idle and iowait: wrk, nginx, the consumer and the kernel's network
+    work wherever it runs. The lab's VM runs nothing else during a benchmark."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / CLK_TCK, sum(ticks) / CLK_TCK
+
+
 def proc_status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

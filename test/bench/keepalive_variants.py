@@ -9,7 +9,9 @@ test/bench/tiny_console.py, its event log in /dev/shm (tmpfs) when there is one.
     keepalive_variants.py [--rounds N] [--seconds S] NAME=[BINARY]|[DAEMON ARGS] ...
 
 e.g.  keepalive_variants.py "daemon=|" "nomatch=|--blacklist /x" "old=/tmp/old/nfq-apeeper|"
-An empty BINARY is the daemon scripts/bench would run (NFQ_APEEPER_BIN or build/nfq-apeeper).
+An empty BINARY is the daemon scripts/bench would run (NFQ_APEEPER_BIN or build/nfq-apeeper);
+BINARY @floor is the floor consumer with the ARGS as its options, e.g.
+"floor-flags=@floor|--batch --daemon-flags".
 Prints each run, then per variant the median req/s, the runs, and the median's ratio to the
 floor's. NFQ_BENCH_PIN=1 pins wrk to CPU 0 and nginx to CPU 1 (see benchlib.py). Needs root.
 """
@@ -50,8 +52,9 @@ def main():
         events_dir = B.memory_event_dir() or lab.tmpdir
         for rnd in range(1, args.rounds + 1):
             for name, binary, daemon_args in [("floor", None, None)] + variants:
-                if binary is None:
-                    consumer = lab.start_accept_all(0, batch=args.batched_floor)
+                if binary is None or binary == "@floor":
+                    consumer = lab.start_accept_all(0, batch=args.batched_floor and binary is None,
+                                                    options=daemon_args or ())
                 else:
                     os.environ["NFQ_APEEPER_BIN"] = binary
                     consumer = B.LightDaemon(lab, "--fold-window", "60", *daemon_args, factory=console_url,
@@ -59,7 +62,7 @@ def main():
                 try:
                     r = B.wrk(lab, threads=2, conns=8, seconds=args.seconds)
                 finally:
-                    if binary is None:
+                    if binary is None or binary == "@floor":
                         lab.stop(consumer)
                     else:
                         consumer.stop()

@@ -1,10 +1,13 @@
 /* nfq_accept_all: the benchmark floor. Binds one NFQUEUE and ACCEPTs every packet at once,
  * doing nothing else, so the cost of the queue round trip itself can be measured and the lab
  * has a consumer before the daemon exists.
- *   nfq_accept_all [--batch] [QUEUE_NUM]      (default 0; stops on SIGINT/SIGTERM)
+ *   nfq_accept_all [--batch] [--daemon-flags] [QUEUE_NUM]   (default 0; stops on SIGINT/SIGTERM)
  * Default: one read and one verdict per packet. --batch: like the daemon, one recvmmsg takes
  * every datagram waiting (up to 16) and one batch verdict accepts them all, so the floor has
- * the daemon's system calls and nothing else.
+ * the daemon's system calls and nothing else. --daemon-flags: the kernel also adds the socket's
+ * UID/GID to every packet, as the daemon asks, to tell that kernel cost apart from the
+ * daemon's own work (the daemon's conntrack tuples are left out: kernels without
+ * nf_conntrack_netlink refuse them, and the daemon then runs without).
  * Fail-open is on (the kernel accepts packets when the queue is full) and the copy range is
  * 0xffff with GSO, like the daemon. Exit 1 with one line on stderr when it cannot bind. */
 #define _GNU_SOURCE /* recvmmsg */
@@ -70,15 +73,20 @@ int main(int argc, char **argv)
 	enum { kMaxBatch = 16 };
 	struct ctx c = {0};
 	int argi = 1;
-	if (argi < argc && strcmp(argv[argi], "--batch") == 0) {
-		c.batch = 1;
-		++argi;
+	uint32_t flags = NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN;
+	for (; argi < argc && argv[argi][0] == '-' && argv[argi][1] == '-'; ++argi) {
+		if (strcmp(argv[argi], "--batch") == 0)
+			c.batch = 1;
+		else if (strcmp(argv[argi], "--daemon-flags") == 0)
+			flags |= NFQA_CFG_F_UID_GID;
+		else
+			break;
 	}
 	char *end = NULL;
 	unsigned long queue_arg = argi < argc ? strtoul(argv[argi], &end, 10) : 0;
 	/* A stale script passing an option this build lacks must not be taken for queue 0. */
 	if (argc > argi + 1 || (argi < argc && (*argv[argi] == '\0' || *end != '\0' || queue_arg > 65535))) {
-		fprintf(stderr, "usage: nfq_accept_all [--batch] [QUEUE_NUM]\n");
+		fprintf(stderr, "usage: nfq_accept_all [--batch] [--daemon-flags] [QUEUE_NUM]\n");
 		return 2;
 	}
 	unsigned int queue_num = (unsigned int)queue_arg;
@@ -114,8 +122,8 @@ int main(int argc, char **argv)
 	}
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, queue_num);
 	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
-	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
-	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flags));
 	if (send_cfg(c.nl, nlh) < 0) {
 		fprintf(stderr, "nfq_accept_all: cannot configure queue %u: %s\n", queue_num, strerror(errno));
 		return 1;

@@ -27,7 +27,7 @@ seconds per 100k requests (the floor's consumer's too), daemon peak RSS, kernel 
 counters.
 
     run_bench.py [--rounds N] [--seconds S] [--quick] [--json FILE] [--configs A,B]
-                 [--event-log-dir DIR]
+                 [--pin] [--event-log-dir DIR]
 
 The daemon's event log (folded as the console folds: a line per caller and path a minute;
 with --log-every-request, nfq-apeeper-every-line, a JSON line per request, tens of MB/s) goes
@@ -107,7 +107,9 @@ class Bench:
             for name, spec in WORKLOADS.items():
                 st0 = lab.queue_stats(lab.inst).get(0)
                 cpu0 = B.proc_cpu_seconds(consumer_pid) if consumer_pid else 0.0
+                busy0, all0 = B.system_cpu_seconds()
                 res = B.wrk(lab, seconds=self.seconds, **spec)
+                busy1, all1 = B.system_cpu_seconds()
                 cpu1 = B.proc_cpu_seconds(consumer_pid) if consumer_pid else 0.0
                 st1 = B.settled_queue_stats(lab)
                 queued = (st1.id_sequence - st0.id_sequence) if (st0 and st1) else 0
@@ -117,6 +119,7 @@ class Bench:
                     "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
                     "queued_packets": queued,
                     "consumer_cpu_s": (cpu1 - cpu0) if consumer_pid else None,
+                    "machine_busy_s": busy1 - busy0, "machine_all_s": all1 - all0,
                     "queue_waiting": st1.waiting if st1 else 0,
                     "queue_dropped": st1.queue_dropped if st1 else 0,
                     "user_dropped": st1.user_dropped if st1 else 0,
@@ -202,6 +205,31 @@ def paired_ratios(by):
     return out + [""]
 
 
+def machine_cost(by, w, c):
+    """Busy CPU seconds of the whole machine per request, over every round of a cell."""
+    v = by.get((w, c), [])
+    reqs = sum(x["requests"] for x in v)
+    return sum(x["machine_busy_s"] for x in v) / reqs if reqs else 0.0
+
+
+def cost_ratios(by):
+    """The targets' ratios from CPU cost instead of rate: the machine's busy CPU time per request
+    of b over a's. In a run that keeps every CPU busy the two estimate the same thing; this one
+    does not depend on where the scheduler put four busy threads on two CPUs, the main source
+    of the rate's spread on this VM."""
+    out = ["Ratios of CPU cost (the machine's busy CPU per request, b over a: the rate ratio a "
+           "run would show if every CPU cycle went to the requests):", "",
+           "| ratio | " + " | ".join(WORKLOADS) + " |", "|---|" + "---:|" * len(WORKLOADS)]
+    for a, b in TARGET_RATIOS:
+        cells = []
+        for w in WORKLOADS:
+            ca, cb = machine_cost(by, w, a), machine_cost(by, w, b)
+            cells.append(f"{cb / ca:.3f}" if ca and cb else "")
+        if any(cells):
+            out.append(f"| {a} / {b} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def report(bench, args, started, elapsed):
     s = bench.samples
     by = {}
@@ -212,11 +240,12 @@ def report(bench, args, started, elapsed):
     rounds = max((x["round"] for x in s), default=0)
     out.append(f"nfq-apeeper benchmark, {rounds} round(s) x {bench.seconds} s per workload, interleaved; "
                f"{started}, {elapsed:.0f} s total; kernel {os.uname().release}, {os.cpu_count()} CPUs; "
-               f"daemon event log in {bench.events_dir}")
+               f"daemon event log in {bench.events_dir}; "
+               + ("wrk pinned to CPU 0, nginx to CPU 1 (NFQ_BENCH_PIN=1)" if B.pin_prefix(0) else "nothing pinned"))
     out.append("")
     out.append("| workload | config | req/s median | min–max | /floor | /batched floor | /baseline | p50 ms "
-               "| p99 ms | queued pkts/req | consumer CPU s/100k req | dropped / waiting |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+               "| p99 ms | queued pkts/req | consumer CPU s/100k req | machine CPU µs/req | idle % | dropped / waiting |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for w in WORKLOADS:
         base = med.get((w, "baseline"), 0)
         for c in CONFIGS:
@@ -239,15 +268,21 @@ def report(bench, args, started, elapsed):
             drops = (f"{sum(x['queue_dropped'] + x['user_dropped'] for x in v)} / "
                      f"{max(x['queue_waiting'] for x in v)}") if c != "baseline" else "–"
             lat = f"{_med(p50):.3f} | {_med(p99):.3f}" if p50 else "– | –"
+            machine_all = sum(x["machine_all_s"] for x in v)
+            idle = f"{100 * (1 - sum(x['machine_busy_s'] for x in v) / machine_all):.0f}" if machine_all else "–"
             out.append(f"| {w} | {c} | {m:.0f} | {min(rps):.0f}–{max(rps):.0f} | {vs_floor} | {vs_batched} | "
-                       f"{vs_base} | {lat} | {qpr} | {cpu_s} | {drops} |")
+                       f"{vs_base} | {lat} | {qpr} | {cpu_s} | {machine_cost(by, w, c) * 1e6:.1f} | {idle} | "
+                       f"{drops} |")
     out.append("")
     out.append("/floor: against the floor with the same rule set (all packets: floor; payload only: "
                "floor-payload; for a batched floor: its plain sibling, what batching alone buys); "
                "/batched floor: against the same rules' --batch floor. consumer CPU: the daemon's, or nfq_accept_all's for the floor. "
+               "machine CPU: busy CPU time of the whole machine (wrk, nginx, consumer, kernel) per "
+               "request; idle %: the machine's idle share during the runs (0: CPU-bound). "
                "dropped = queue_dropped + user_dropped summed over the runs; waiting = the most packets "
                "left waiting after a run.")
     out.extend(paired_ratios(by))
+    out.extend(cost_ratios(by))
     for c, kib in sorted(bench.rss.items()):
         out.append(f"Daemon peak RSS (VmHWM, max over rounds), {c}: {kib / 1024:.1f} MiB")
     for c, values in sorted(bench.per_read.items()):
@@ -267,12 +302,16 @@ def main():
     ap.add_argument("--quick", action="store_true", help="CI: 1 round of 1 s each, no timing claims")
     ap.add_argument("--json", help="write the raw samples here")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
+    ap.add_argument("--pin", action="store_true",
+                    help="wrk on CPU 0 and nginx on CPU 1, the consumer free (= NFQ_BENCH_PIN=1)")
     ap.add_argument("--event-log-dir", default=None,
                     help="where the daemon's event log goes (default: /dev/shm when it is a tmpfs, "
                          "else the lab's scratch directory on disk)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.seconds = 1, 1
+    if args.pin:
+        os.environ["NFQ_BENCH_PIN"] = "1"
     configs = [c for c in args.configs.split(",") if c]
     for c in configs:
         if c not in CONFIGS:

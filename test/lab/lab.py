@@ -336,11 +336,12 @@ class Lab:
             return []
         return read_jsonl(self.imds_log)
 
-    def start_accept_all(self, queue_num=0, batch=False):
+    def start_accept_all(self, queue_num=0, batch=False, options=()):
         """Binds queue_num in inst with the do-nothing consumer (test/bench/nfq_accept_all;
-        batch: its --batch mode, the daemon's reads and verdicts); returns once the queue shows
-        as bound."""
-        p = self.popen(self.inst, [accept_all_binary(), *(["--batch"] if batch else []), str(queue_num)])
+        batch: its --batch mode, the daemon's reads and verdicts; options: more of its
+        options); returns once the queue shows as bound."""
+        p = self.popen(self.inst, [accept_all_binary(), *(["--batch"] if batch else []), *options,
+                                   str(queue_num)])
         self.wait_bound(self.inst, queue_num, proc=p)
         return p
 

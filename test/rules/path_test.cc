@@ -228,6 +228,32 @@ TEST(ResolveProperty, RandomTargets) {
   }
 }
 
+// The packet thread resolves every request into the same two buffers: what a longer, flagged
+// target left in them must never show in the next one.
+TEST(ResolveProperty, IntoReusedBuffersEqualsFreshResolve) {
+  static constexpr std::string_view kPieces[] = {"/", "..", ".", "%2e", "%41", "?q=1", "#f", "a",
+                                                 "latest", "//", "%", "http://h", "*"};
+  std::mt19937 rng(20261204);
+  std::uniform_int_distribution<size_t> piece(0, std::size(kPieces) - 1);
+  std::uniform_int_distribution<int> length(0, 30);
+  ResolvedPath reused;
+  std::string scratch;
+  for (int i = 0; i < 20000; ++i) {
+    std::string target;
+    for (int n = length(rng); n > 0; --n) target.append(kPieces[piece(rng)]);
+    ResolveTargetInto(target, &reused, &scratch);
+    const ResolvedPath fresh = ResolveTarget(target);
+    ASSERT_EQ(reused.path, fresh.path) << target;
+    ASSERT_EQ(reused.query, fresh.query) << target;
+    ASSERT_EQ(reused.flags, fresh.flags) << target;
+  }
+  ResolveTargetInto(std::string(kMaxTargetBytes + 5, 'x'), &reused, &scratch);
+  ResolveTargetInto("/", &reused, &scratch);
+  EXPECT_EQ(reused.path, "/");
+  EXPECT_EQ(reused.query, "");
+  EXPECT_EQ(reused.flags, 0u);
+}
+
 TEST(ResolveProperty, TableTargetsKeepInvariants) {
   for (const std::string_view t :
        {"", "/", "//", "/..", "%", "%%", "/%2e%2e/%2e/", "/%252e%252e", "/%%34%31", "*", "http://h",

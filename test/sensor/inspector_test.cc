@@ -328,6 +328,76 @@ TEST(InspectorMemoryTest, StalledFlowsCannotGrowPastTheMemoryBudget) {
   EXPECT_LT(inspector.flow_count(), 200u);
 }
 
+// The daemon's alert thread reads hits in place (Front/PopFront) and the packet thread fills
+// the freed slot over what the hit before left: a hit must carry nothing of an earlier one.
+TEST(InspectorSlotReuseTest, AHitInAReusedSlotCarriesNothingOfTheOneBefore) {
+  auto config = InspectorConfig{};
+  config.handshake_check = false;
+  Inspector::EventRing reused_ring(1);  // every hit lands in the same slot
+  Inspector reused(config, Filter(rules::FilterMode::kAll, ""), &reused_ring);
+  Inspector::EventRing fresh_ring(1);
+  Inspector fresh(config, Filter(rules::FilterMode::kAll, ""), &fresh_ring);
+  auto send = [](Inspector& inspector, uint16_t port, std::string_view payload, bool with_uid,
+                 uint8_t hook) {
+    const std::vector<uint8_t> bytes = BuildTcp(MetadataV4(port), payload);
+    QueuedPacket packet;
+    packet.hook = hook;
+    packet.payload = bytes;
+    packet.original_length = static_cast<uint32_t>(bytes.size());
+    packet.has_uid = with_uid;
+    packet.uid = packet.gid = 4242;
+    packet.indev = hook == NF_INET_LOCAL_OUT ? 0 : 3;
+    inspector.OnPacket(packet);
+  };
+  auto take = [](Inspector::EventRing& ring) {
+    alerting::Hit hit;
+    InspectorEvent* event = ring.Front();
+    EXPECT_NE(event, nullptr);
+    if (event == nullptr) return hit;
+    FillHit(*event, &hit);
+    ReleaseLargeBuffers(event);
+    ring.PopFront();
+    return hit;
+  };
+  // A long, flagged, attributed IMDSv2 request with every header, then a bare forwarded one.
+  send(reused, 41000,
+       "PUT /latest/%2e%2e/api//token?" + std::string(200, 'q') +
+           " HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: " + std::string(300, 'u') +
+           "\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n",
+       true, NF_INET_LOCAL_OUT);
+  const alerting::Hit first = take(reused_ring);
+  EXPECT_EQ(first.imds, "v2");
+  EXPECT_EQ(first.uid, 4242);
+  const std::string bare = "GET /x HTTP/1.0\r\n\r\n";
+  send(reused, 41001, bare, false, NF_INET_FORWARD);
+  send(fresh, 41001, bare, false, NF_INET_FORWARD);
+  const alerting::Hit got = take(reused_ring);
+  const alerting::Hit want = take(fresh_ring);
+  EXPECT_EQ(got.url, want.url);
+  EXPECT_EQ(got.norm, want.norm);
+  EXPECT_EQ(got.method, want.method);
+  EXPECT_EQ(got.imds, "v1");
+  EXPECT_EQ(got.src, want.src);
+  EXPECT_EQ(got.uid, -1);
+  EXPECT_EQ(got.gid, -1);
+  EXPECT_EQ(got.count, 1u);
+  EXPECT_EQ(got.flags, want.flags);
+  EXPECT_EQ(got.hook, want.hook);
+  EXPECT_EQ(got.host, "");
+  EXPECT_EQ(got.user_agent, "");
+}
+
+TEST(InspectorSlotReuseTest, LongRequestsDoNotStayInTheRing) {
+  InspectorEvent event;
+  event.url.assign(5000, 'u');
+  event.user_agent.assign(100, 'a');
+  const char* kept = event.user_agent.data();
+  ReleaseLargeBuffers(&event);
+  EXPECT_TRUE(event.url.empty());
+  EXPECT_LT(event.url.capacity(), 5000u);
+  EXPECT_EQ(event.user_agent.data(), kept);  // small: kept for reuse
+}
+
 class SmallInspectorTest : public InspectorTest {
  protected:
   SmallInspectorTest() : InspectorTest(16, 8) {}
