@@ -257,7 +257,12 @@ std::optional<uint64_t> SocketInodeAt(int dir_fd, const char* name) {
 
 int ProcessLookup::DirOf(int32_t pid) const {
   const auto it = dirs_.find(pid);
-  return it == dirs_.end() ? -1 : it->second.get();
+  return it == dirs_.end() ? -1 : it->second.dir.get();
+}
+
+std::bitset<ProcessLookup::kFdBits>* ProcessLookup::NotSocketFdsOf(int32_t pid) {
+  const auto it = dirs_.find(pid);
+  return it == dirs_.end() ? nullptr : &it->second.not_socket;
 }
 
 bool ProcessLookup::HoldsAt(int32_t pid, int fd, uint64_t inode) {
@@ -304,17 +309,45 @@ bool ProcessLookup::ListedHolds(int32_t pid, uint64_t inode) {
   size_t remembered = 0;
   size_t past_match = 0;
   bool found = false;
+  // Only with the handle of a described process: the bits are that process's, not those of
+  // whoever has its pid by now. Deferred, never skipped: a bit is a guess about order only.
+  std::bitset<kFdBits>* not_socket = dir >= 0 ? NotSocketFdsOf(pid) : nullptr;
+  deferred_fds_.clear();
+  auto look = [&](int fd, const char* name) {
+    std::array<char, 64> target;
+    ++counters_.links_read;
+    const ssize_t n = ::readlinkat(::dirfd(entries), name, target.data(), target.size());
+    uint64_t socket_inode = 0;
+    bool is_socket = false;
+    if (n > 0) {
+      if (const auto parsed = SocketInode(std::string_view(target.data(), static_cast<size_t>(n)))) {
+        socket_inode = *parsed;
+        is_socket = true;
+      }
+    }
+    if (not_socket != nullptr && fd < kFdBits) not_socket->set(static_cast<size_t>(fd), n > 0 && !is_socket);
+    if (!is_socket) return;
+    if (socket_inode == inode) found = true;
+    if (socket_inode == inode || remembered < remember_cap) {
+      Remember(socket_inode, pid, fd);
+      ++remembered;
+    }
+  };
   while (const dirent* entry = ::readdir(entries)) {
     if (entry->d_name[0] == '.') continue;
     if (found && (++past_match > kLinksPastMatch || remembered >= remember_cap)) break;
-    const auto socket_inode = SocketInodeAt(::dirfd(entries), entry->d_name);
     const auto fd = ParseInt<int>(entry->d_name);
-    if (!socket_inode || !fd) continue;
-    if (*socket_inode == inode) found = true;
-    if (*socket_inode == inode || remembered < remember_cap) {
-      Remember(*socket_inode, pid, *fd);
-      ++remembered;
+    if (!fd || *fd < 0) continue;
+    if (not_socket != nullptr && *fd < kFdBits && not_socket->test(static_cast<size_t>(*fd))) {
+      if (!found) deferred_fds_.push_back(*fd);
+      ++counters_.links_deferred;
+      continue;
     }
+    look(*fd, entry->d_name);
+  }
+  for (size_t i = 0; i < deferred_fds_.size() && !found; ++i) {
+    const std::string name = std::to_string(deferred_fds_[i]);
+    look(deferred_fds_[i], name.c_str());
   }
   ::closedir(entries);
   if (found && dir >= 0) held_by_described_ = pid;
@@ -465,7 +498,7 @@ void ProcessLookup::RememberProcess(const ProcessInfo& info, alerting::UniqueFd 
   // A process described anew (a reused pid) replaces the handle of the one before.
   DropDir(info.pid);
   if (!dir || info.gone) return;
-  dirs_.emplace(info.pid, std::move(dir));
+  dirs_.emplace(info.pid, DirHandle{std::move(dir), {}});
   dir_order_.push_back(info.pid);
   while (dirs_.size() > kDirHandles && !dir_order_.empty()) {
     dirs_.erase(dir_order_.front());

@@ -23,6 +23,7 @@
 
 #include <array>
 #include <cstdint>
+#include <bitset>
 #include <list>
 #include <optional>
 #include <string>
@@ -84,6 +85,9 @@ class ProcessLookup {
     uint64_t inode_cache_hits = 0;  // found with one readlink, where an earlier listing saw it
     uint64_t describe_cache_hits = 0;
     uint64_t listings = 0;          // fd directories listed
+    uint64_t links_read = 0;        // fd links read by listings
+    uint64_t links_deferred = 0;    // fds a listing left for last (no socket there before);
+                                    // read only when no other fd held the socket
     uint64_t held_by_described = 0;  // owner found through a directory handle: no stat read
   };
   const Counters& counters() const { return counters_; }
@@ -98,6 +102,11 @@ class ProcessLookup {
   void RememberProcess(const ProcessInfo& info, alerting::UniqueFd dir);
   // The directory handle of a described pid, or -1.
   int DirOf(int32_t pid) const;
+  // Fds below kFdBits of a described pid that held no socket at its last listing: the next
+  // listing reads them last, and only when no socket before them is the one looked for.
+  // A JVM holds hundreds of jar files, and a client's new socket is almost never among them.
+  static constexpr int kFdBits = 1024;
+  std::bitset<kFdBits>* NotSocketFdsOf(int32_t pid);
   void DropDir(int32_t pid);
 
   std::string root_;
@@ -111,7 +120,12 @@ class ProcessLookup {
   std::unordered_map<int32_t, ProcessInfo> processes_;
   std::list<int32_t> process_order_;  // oldest first
   // Directory handles of the newest described processes (at most kDirHandles of them).
-  std::unordered_map<int32_t, alerting::UniqueFd> dirs_;
+  struct DirHandle {
+    alerting::UniqueFd dir;
+    std::bitset<kFdBits> not_socket;
+  };
+  std::unordered_map<int32_t, DirHandle> dirs_;
+  std::vector<int> deferred_fds_;  // ListedHolds' working space
   std::list<int32_t> dir_order_;  // oldest first
   // The pid whose socket was last found through its directory handle: alive, and the
   // process described. Cleared by Describe and by every search.

@@ -119,6 +119,42 @@ TEST(ProcessLookup, SocketsSeenInAListingAreFoundLaterWithOneReadlink) {
   EXPECT_FALSE(lookup.FindSocketOwner(1, ::geteuid()));
 }
 
+// A client's new socket is almost never at an fd that held a file, pipe or epoll at the last
+// listing: those are read last, and only when no socket fd holds it (here: one that does).
+TEST(ProcessLookup, ListingReadsFdsThatHeldNoSocketOnlyWhenNothingElseMatches) {
+  ProcessLookup lookup;
+  ASSERT_TRUE(lookup.Describe(::getpid()));  // a handle: the listings are this process's
+  auto inode_of = [](int fd) {
+    struct stat st {};
+    EXPECT_EQ(::fstat(fd, &st), 0);
+    return static_cast<uint64_t>(st.st_ino);
+  };
+  auto new_socket = [] { return alerting::UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)); };
+  std::vector<alerting::UniqueFd> files;
+  for (int i = 0; i < 40; ++i) files.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  alerting::UniqueFd a = new_socket();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(lookup.FindSocketOwner(inode_of(a.get()), ::geteuid()), ::getpid());
+  const uint64_t first_reads = lookup.counters().links_read;
+  EXPECT_GE(first_reads, 41u);
+  EXPECT_EQ(lookup.counters().links_deferred, 0u);
+  // The listing of this very process saw its own directory fd, the lowest free one: a file
+  // here from now on, as such fds are in a client.
+  alerting::UniqueFd plug(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  alerting::UniqueFd b = new_socket();
+  EXPECT_EQ(lookup.FindSocketOwner(inode_of(b.get()), ::geteuid()), ::getpid());
+  EXPECT_GE(lookup.counters().links_deferred, 40u);
+  EXPECT_LE(lookup.counters().links_read - first_reads, first_reads - 40);
+  EXPECT_EQ(lookup.counters().listings, 2u);
+  // The socket at an fd that held a file before: found all the same, read last.
+  const int reused = files[5].get();
+  files[5].reset();
+  alerting::UniqueFd c = new_socket();
+  ASSERT_EQ(c.get(), reused);  // the lowest free fd
+  EXPECT_EQ(lookup.FindSocketOwner(inode_of(c.get()), ::geteuid()), ::getpid());
+  EXPECT_FALSE(lookup.FindSocketOwner(1, ::geteuid()));
+}
+
 // A fake /proc: a scan's listing remembers the other sockets it passed, never a non-socket.
 TEST(ProcessLookup, ListingRemembersOnlySocketsAndOnlyWhatItSaw) {
   const auto root =
