@@ -115,6 +115,17 @@ def start_console(lab, mode="ok", port=CONSOLE_PORT):
     return p, f"http://127.0.0.1:{port}/factory"
 
 
+def prepare_lab(lab):
+    """What every load run needs in a started lab: room for short-lived connections (a wide
+    port range in inst; TIME_WAIT piles up in imds, whose server closes first, so it reuses),
+    nginx as the metadata service, tiny_console.py answering "ok". Returns the factory URL."""
+    lab.run(lab.inst, ["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000"])
+    lab.run(lab.imds, ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])
+    start_nginx(lab)
+    _, factory_url = start_console(lab, "ok")
+    return factory_url
+
+
 DEAD_FACTORY = "http://127.0.0.1:1/factory"  # nothing listens: hits go to the spool
 
 

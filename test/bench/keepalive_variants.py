@@ -46,8 +46,7 @@ def main():
     lab.start()
     rates = {}
     try:
-        B.start_nginx(lab)
-        _, console_url = B.start_console(lab, "ok")
+        console_url = B.prepare_lab(lab)
         lab.rules("install")
         events_dir = B.memory_event_dir() or lab.tmpdir
         for rnd in range(1, args.rounds + 1):

@@ -37,10 +37,7 @@ def main():
     lab = lablib.Lab()
     lab.start()
     try:
-        lab.run(lab.inst, ["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000"])
-        lab.run(lab.imds, ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])
-        B.start_nginx(lab)
-        _, console_url = B.start_console(lab, "ok")
+        console_url = B.prepare_lab(lab)
         lab.rules("install", "--payload-only" if args.rules == "payload" else "--all-packets")
         events_dir = B.memory_event_dir() or lab.tmpdir
         for name in args.consumers:

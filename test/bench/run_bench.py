@@ -324,12 +324,7 @@ def main():
     lab.start()
     events_dir = None
     try:
-        # Short-lived connections: a wide port range (the server closes first, so TIME_WAIT
-        # piles up in imds, not here).
-        lab.run(lab.inst, ["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000"])
-        lab.run(lab.imds, ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])
-        B.start_nginx(lab)
-        _, console_url = B.start_console(lab, "ok")
+        console_url = B.prepare_lab(lab)
         events_dir = args.event_log_dir or B.memory_event_dir() or lab.tmpdir
         print(f"daemon event log in {events_dir}", flush=True)
         bench = Bench(lab, args.seconds, console_url, events_dir)

@@ -35,8 +35,7 @@ def main():
     lab = lablib.Lab()
     lab.start()
     try:
-        B.start_nginx(lab)
-        _, console_url = B.start_console(lab, "ok")
+        console_url = B.prepare_lab(lab)
         lab.rules("install")
         daemon = B.LightDaemon(lab, "--fold-window", "60", *sys.argv[1:], factory=console_url,
                                events_dir=B.memory_event_dir())

@@ -278,10 +278,7 @@ if __name__ == "__main__":
     LAB = lablib.Lab()
     LAB.start()
     try:
-        LAB.run(LAB.inst, ["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000"])
-        LAB.run(LAB.imds, ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])
-        B.start_nginx(LAB)
-        _, CONSOLE_URL = B.start_console(LAB, "ok")
+        CONSOLE_URL = B.prepare_lab(LAB)
         LAB.rules("install")
         result = unittest.main(exit=False, verbosity=2).result
     finally:

@@ -12,6 +12,7 @@
 #include "alerting/hit_format.h"
 #include "rules/path_filter.h"
 #include "sensor/nfqueue.h"
+#include "test/sensor/test_filter.h"
 #include "test/sensor/test_packets.h"
 
 namespace nfq::sensor {
@@ -22,17 +23,12 @@ using testing::MetadataV4;
 using testing::MetadataV6;
 using testing::TcpSpec;
 
-std::shared_ptr<const rules::PathFilter> Filter(rules::FilterMode mode, std::string_view items) {
-  std::string error;
-  auto filter = rules::PathFilter::Create(mode, items, &error);
-  EXPECT_TRUE(filter) << error;
-  return std::make_shared<const rules::PathFilter>(std::move(*filter));
-}
+using testing::SharedFilter;
 
 class InspectorTest : public ::testing::Test {
  protected:
   explicit InspectorTest(size_t flow_cap = 64, size_t ring = 64)
-      : events_(ring), inspector_(Config(flow_cap), Filter(rules::FilterMode::kAll, ""), &events_) {}
+      : events_(ring), inspector_(Config(flow_cap), SharedFilter(rules::FilterMode::kAll, ""), &events_) {}
 
   static InspectorConfig Config(size_t flow_cap) {
     InspectorConfig config;
@@ -194,7 +190,7 @@ TEST_F(InspectorTest, FinReportsAnUnfinishedRequestAsTruncated) {
 }
 
 TEST_F(InspectorTest, DotDotAlwaysAlertsAndFlagsAreReported) {
-  inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/user-data"));
+  inspector_.SetFilter(SharedFilter(rules::FilterMode::kBlacklist, "/latest/user-data"));
   Send(MetadataV4(1), "GET /latest/meta-data/ HTTP/1.1\r\n\r\n");
   Send(MetadataV4(2), "GET /latest/meta-data/../user-data HTTP/1.1\r\n\r\n");
   Send(MetadataV4(3), "GET /latest/%75ser-data HTTP/1.1\r\n\r\n");
@@ -224,7 +220,7 @@ TEST_F(InspectorTest, GarbageNeverCrashesAndIsCounted) {
 // Whatever makes the sensor stop following a flow is reported, whatever the lists say: a
 // harmless request that trips a cap must not blind the sensor to the next one (attack E1-E5).
 TEST_F(InspectorTest, GoingBlindOnAFlowIsNeverSilent) {
-  inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
+  inspector_.SetFilter(SharedFilter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
   const std::string credentials = "GET /latest/meta-data/iam/security-credentials/r HTTP/1.1\r\n\r\n";
   const std::string openers[] = {
       "GET /latest/meta-data/instance-id?" + std::string(8300, 'a') + " HTTP/1.1\r\n\r\n",
@@ -248,7 +244,7 @@ TEST_F(InspectorTest, GoingBlindOnAFlowIsNeverSilent) {
 // A raw-socket sender puts the credentials request on the wire after the harmless one that
 // follows it in sequence space (attack 2): the late bytes are read and reported.
 TEST_F(InspectorTest, LateBytesBeforeTheFirstSeenAreReadAndReported) {
-  inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
+  inspector_.SetFilter(SharedFilter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
   const std::string first = "GET /latest/meta-data/iam/security-credentials/r HTTP/1.1\r\n\r\n";
   const std::string second = "GET /latest/meta-data/instance-id HTTP/1.1\r\n\r\n";
   TcpSpec spec = MetadataV4(6000);
@@ -267,7 +263,7 @@ TEST_F(InspectorTest, LateBytesBeforeTheFirstSeenAreReadAndReported) {
 // link-local service) hides the rest of each segment in fragments without a TCP header, which
 // the rules cannot queue. The first fragment is reported at once, whatever the path lists say.
 TEST_F(InspectorTest, IpFragmentsAreReportedWhateverTheLists) {
-  inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
+  inspector_.SetFilter(SharedFilter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
   auto send_first_fragment = [&](const TcpSpec& spec, std::string_view payload) {
     std::vector<uint8_t> bytes = BuildTcp(spec, payload);
     bytes[6] = 0x20;  // more fragments, offset 0
@@ -312,9 +308,7 @@ TEST(InspectorMemoryTest, StalledFlowsCannotGrowPastTheMemoryBudget) {
   InspectorConfig config;
   config.flow_table_cap = 16384;
   config.flow_memory_budget = 1u << 20;  // 1 MiB
-  std::string error;
-  auto filter = std::make_shared<const rules::PathFilter>(*rules::PathFilter::Create(rules::FilterMode::kAll, "", &error));
-  Inspector inspector(config, filter, &events);
+  Inspector inspector(config, SharedFilter(rules::FilterMode::kAll, ""), &events);
   const std::string stalled = "GET /" + std::string(8000, 'a');  // no line end: held
   for (uint16_t port = 1; port <= 1000; ++port) {
     const std::vector<uint8_t> bytes = BuildTcp(MetadataV4(port), stalled);
@@ -334,9 +328,9 @@ TEST(InspectorSlotReuseTest, AHitInAReusedSlotCarriesNothingOfTheOneBefore) {
   auto config = InspectorConfig{};
   config.handshake_check = false;
   Inspector::EventRing reused_ring(1);  // every hit lands in the same slot
-  Inspector reused(config, Filter(rules::FilterMode::kAll, ""), &reused_ring);
+  Inspector reused(config, SharedFilter(rules::FilterMode::kAll, ""), &reused_ring);
   Inspector::EventRing fresh_ring(1);
-  Inspector fresh(config, Filter(rules::FilterMode::kAll, ""), &fresh_ring);
+  Inspector fresh(config, SharedFilter(rules::FilterMode::kAll, ""), &fresh_ring);
   auto send = [](Inspector& inspector, uint16_t port, std::string_view payload, bool with_uid,
                  uint8_t hook) {
     const std::vector<uint8_t> bytes = BuildTcp(MetadataV4(port), payload);
@@ -461,7 +455,7 @@ namespace {
 class EvasionTest : public InspectorTest {
  protected:
   EvasionTest() : InspectorTest(2, 64) {
-    inspector_.SetFilter(Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
+    inspector_.SetFilter(SharedFilter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"));
   }
   static bool Has(const alerting::Hit& hit, std::string_view flag) {
     return hit.flags.find(flag) != std::string::npos;
@@ -470,7 +464,7 @@ class EvasionTest : public InspectorTest {
   // publishing to the same ring.
   struct Lenient {
     explicit Lenient(Inspector::EventRing* events)
-        : inspector(WithoutHandshakeCheck(), Filter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"),
+        : inspector(WithoutHandshakeCheck(), SharedFilter(rules::FilterMode::kBlacklist, "/latest/meta-data/iam"),
                     events) {}
     static InspectorConfig WithoutHandshakeCheck() {
       InspectorConfig config = Config(2);

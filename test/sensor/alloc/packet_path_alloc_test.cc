@@ -15,6 +15,7 @@
 #include "rules/path_filter.h"
 #include "sensor/inspector.h"
 #include "sensor/nfqueue.h"
+#include "test/sensor/test_filter.h"
 #include "test/sensor/test_packets.h"
 
 // GCC sees the replaced operator delete's free() inlined at a `delete` of operator new's
@@ -44,12 +45,7 @@ using testing::BuildTcp;
 using testing::MetadataV4;
 using testing::TcpSpec;
 
-std::shared_ptr<const rules::PathFilter> Filter(rules::FilterMode mode, std::string_view items) {
-  std::string error;
-  auto filter = rules::PathFilter::Create(mode, items, &error);
-  EXPECT_TRUE(filter) << error;
-  return std::make_shared<const rules::PathFilter>(std::move(*filter));
-}
+using testing::SharedFilter;
 
 // One keep-alive connection: SYN, the server's SYN-ACK, then `requests` GETs, each drained
 // by the consumer in place as the daemon's alert thread does. Returns the allocations made
@@ -58,7 +54,7 @@ size_t AllocationsPerKeepAliveRun(rules::FilterMode mode, std::string_view list,
                                   int warm_up) {
   InspectorConfig config;
   Inspector::EventRing ring(64);
-  Inspector inspector(config, Filter(mode, list), &ring);
+  Inspector inspector(config, SharedFilter(mode, list), &ring);
   alerting::Hit hit;
   TcpSpec spec = MetadataV4(43000);
   auto packet_of = [](const std::vector<uint8_t>& bytes, uint8_t hook) {
