@@ -8,9 +8,10 @@ run_bench.py; `wrk -t2 -c8` for 6 s. Prints each thread's CPU seconds (utime + s
 /proc/<pid>/task/*/stat) and microseconds per request served. Threads: nfq-apeeper (the
 packet thread: queue reads, parsing, verdicts), nfq-alerts (event lines, folding),
 nfq-attribute (process lookup), nfq-console (delivery). Needs root. Extra arguments go to the daemon. NFQ_BENCH_CLOSE=1: a new
-connection per request (wrk -H 'Connection: close') instead of keep-alive.
+connection per request (wrk -H 'Connection: close') instead of keep-alive. NFQ_BENCH_ONE_CONN=1:
+one connection, one request in flight (wrk -t1 -c1, run_bench.py's latency workload).
 
-  [NFQ_BENCH_CLOSE=1] python3 test/bench/thread_cpu.py [daemon options]
+  [NFQ_BENCH_CLOSE=1] [NFQ_BENCH_ONE_CONN=1] python3 test/bench/thread_cpu.py [daemon options]
 """
 import os
 import sys
@@ -42,7 +43,8 @@ def main():
         time.sleep(1)
         before, served0 = thread_ticks(daemon.pid), B.nginx_requests(lab)
         close = ["-H", "Connection: close"] if os.environ.get("NFQ_BENCH_CLOSE") else []
-        r = lab.run(lab.inst, ["wrk", "-t2", "-c8", "-d6s", *close, f"{lablib.URL4}{B.PATH}"])
+        load = ["-t1", "-c1"] if os.environ.get("NFQ_BENCH_ONE_CONN") else ["-t2", "-c8"]
+        r = lab.run(lab.inst, ["wrk", *load, "-d6s", *close, f"{lablib.URL4}{B.PATH}"])
         after, served = thread_ticks(daemon.pid), B.nginx_requests(lab) - served0
         hz = os.sysconf("SC_CLK_TCK")
         for tid in sorted(after):
