@@ -29,6 +29,16 @@ constexpr bool IsHexPair(std::string_view s, size_t i) {
   return i + 1 < s.size() && HexValue(s[i]) >= 0 && HexValue(s[i + 1]) >= 0;
 }
 
+bool ListHasName(std::string_view list, std::string_view name) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    if (list.substr(0, comma) == name) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 // Length of "scheme://" when the target is in absolute form, else 0.
 size_t AbsoluteFormPrefix(std::string_view t) {
   if (t.empty() || !IsAlpha(t[0])) return 0;
@@ -117,12 +127,16 @@ void RemoveDotSegments(std::string_view in, uint32_t* flags, std::string* out_st
 
 std::string PathFlagNames(uint32_t flags) {
   std::string names;
-  for (size_t bit = 0; bit < kFlagNames.size(); ++bit) {
-    if ((flags & (1u << bit)) == 0) continue;
-    if (!names.empty()) names.push_back(',');
-    names.append(kFlagNames[bit]);
-  }
+  AppendPathFlagNames(flags, &names);
   return names;
+}
+
+void AppendPathFlagNames(uint32_t flags, std::string* names) {
+  for (size_t bit = 0; bit < kFlagNames.size(); ++bit) {
+    if ((flags & (1u << bit)) == 0 || ListHasName(*names, kFlagNames[bit])) continue;
+    if (!names->empty()) names->push_back(',');
+    names->append(kFlagNames[bit]);
+  }
 }
 
 ResolvedPath ResolveTarget(std::string_view target) {

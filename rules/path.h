@@ -32,6 +32,10 @@ inline constexpr size_t kMaxTargetBytes = 8192;
 // repeated_slash, absolute_form, bad_encoding, not_origin_form, fragment, truncated.
 // Unknown bits are ignored.
 std::string PathFlagNames(uint32_t flags);
+// The same appended to *names, a comma-separated list that may hold other flags' names
+// (request flags share "truncated"): a name already in it is not added again. Allocates only
+// when *names outgrows its capacity.
+void AppendPathFlagNames(uint32_t flags, std::string* names);
 
 struct ResolvedPath {
   std::string path;   // resolved, always starts with "/"

@@ -116,7 +116,7 @@ void HttpRequestParser::AppendValue(std::string_view bytes) {
   value_.append(bytes.substr(0, std::min(bytes.size(), room)));
 }
 
-std::string RequestFlagNames(uint32_t flags) {
+void AppendRequestFlagNames(uint32_t flags, std::string* names) {
   static constexpr std::array<std::pair<uint32_t, const char*>, 13> kNames = {{
       {request_flag::kTruncated, "truncated"},
       {request_flag::kOversized, "oversized"},
@@ -132,12 +132,16 @@ std::string RequestFlagNames(uint32_t flags) {
       {request_flag::kUrgent, "urgent"},
       {request_flag::kMidstream, "midstream"},
   }};
-  std::string names;
   for (const auto& [bit, name] : kNames) {
     if ((flags & bit) == 0) continue;
-    if (!names.empty()) names += ',';
-    names += name;
+    if (!names->empty()) names->push_back(',');
+    names->append(name);
   }
+}
+
+std::string RequestFlagNames(uint32_t flags) {
+  std::string names;
+  AppendRequestFlagNames(flags, &names);
   return names;
 }
 

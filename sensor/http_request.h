@@ -40,6 +40,9 @@ inline constexpr uint32_t kAlwaysReport =
 
 // Comma-separated names of the set bits, e.g. "truncated,oversized".
 std::string RequestFlagNames(uint32_t flags);
+// The same appended to *names (a comma first unless it is empty); allocates only when *names
+// outgrows its capacity.
+void AppendRequestFlagNames(uint32_t flags, std::string* names);
 
 struct HttpRequest {
   std::string method;

@@ -19,24 +19,39 @@ constexpr std::array<uint8_t, 16> kMetadataV6 = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0
                                                  0,    0,    0,    0,    0, 0, 0x02, 0x54};
 constexpr uint16_t kHttpPort = 80;
 
-// Request and path flags share some names (truncated): each name appears once.
-std::string JoinFlags(uint32_t request_flags, uint32_t path_flags) {
-  std::string names = RequestFlagNames(request_flags);
-  const std::string path_names = rules::PathFlagNames(path_flags);
-  std::string_view rest(path_names);
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    const std::string_view name = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    const std::string padded = "," + names + ",";
-    if (padded.find("," + std::string(name) + ",") != std::string::npos) continue;
-    if (!names.empty()) names += ',';
-    names += name;
+constexpr std::string_view kRedacted = "<redacted>";
+
+// The authority that begins at `start` and ends at '/', '?', '#' or the end of the text loses
+// everything before its last '@'; with no '@', all of it if it runs to the end of a cut text.
+void RedactAuthority(std::string& text, size_t start, bool cut_off) {
+  const size_t stop = text.find_first_of("/?#", start);
+  const size_t end = stop == std::string::npos ? text.size() : stop;
+  const size_t at_sign = end == start ? std::string::npos : text.rfind('@', end - 1);
+  if (at_sign != std::string::npos && at_sign >= start) {
+    text.replace(start, at_sign - start, kRedacted);
+  } else if (stop == std::string::npos && cut_off && end > start) {
+    text.replace(start, end - start, kRedacted);
   }
-  return names;
 }
 
 }  // namespace
+
+void RedactTargetInPlace(std::string* target, bool cut_off) {
+  std::string& text = *target;
+  const size_t scheme_end = text.find("://");
+  if (!text.empty() && text[0] != '/' && text.find_first_of("/?#@") < scheme_end) {
+    RedactAuthority(text, 0, /*cut_off=*/false);  // a cut bare path ("latest/me") is no secret
+  }
+  for (size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
+    RedactAuthority(text, at + 3, cut_off);
+  }
+}
+
+void RedactHostInPlace(std::string* host) {
+  if (const size_t at_sign = host->rfind('@'); at_sign != std::string::npos) {
+    host->replace(0, at_sign, kRedacted);
+  }
+}
 
 namespace {
 
@@ -431,9 +446,13 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
 
 void Inspector::FillEvent(const HttpRequest& request, const Flow& flow, uint32_t flags,
                           alerting::Hit::Clock::time_point now, InspectorEvent* event) const {
+  const bool cut_off = (flags & (request_flag::kTruncated | request_flag::kOversized)) != 0;
   event->url.assign(request.target);
-  RedactUserinfoInPlace(&event->url);  // "GET http://user:pw@host/..." carries secrets
+  RedactTargetInPlace(&event->url, cut_off);
   event->norm.assign(resolved_.path);
+  if ((resolved_.flags & rules::path_flag::kNotOriginForm) != 0) {
+    RedactAuthority(event->norm, 1, /*cut_off=*/false);  // "user:pw@host/x" read as "/user:pw@host/x"
+  }
   event->method.assign(request.method);
   const bool token_put = request.method == "PUT" && event->norm == "/latest/api/token";
   event->imds_v2 = request.has_imds_token || request.has_token_ttl || token_put;
@@ -442,11 +461,14 @@ void Inspector::FillEvent(const HttpRequest& request, const Flow& flow, uint32_t
   event->gid = flow.has_uid ? int64_t{flow.gid} : -1;
   event->count = 1;
   event->first = event->last = now;
-  event->flags = JoinFlags(flags, resolved_.flags);
+  event->flags.clear();
+  AppendRequestFlagNames(flags, &event->flags);
+  rules::AppendPathFlagNames(resolved_.flags, &event->flags);  // "truncated" only once
   event->queue = config_.queue_num;
   event->hook = flow.hook;
   event->indev = flow.indev;
   event->host.assign(request.host);
+  RedactHostInPlace(&event->host);
   event->user_agent.assign(request.user_agent);
   event->seen = std::chrono::steady_clock::now();
 }

@@ -177,13 +177,6 @@ void RedactTokenShapes(std::string& raw) {
 }  // namespace
 
 std::string RedactUserinfo(std::string text) {
-  RedactUserinfoInPlace(&text);
-  return text;
-}
-
-void RedactUserinfoInPlace(std::string* text_string) {
-  // "scheme://user:password@host" -> "scheme://<redacted>@host"
-  std::string& text = *text_string;
   for (size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
     const size_t start = at + 3;
     // The NUL that separates arguments ends the host part too: a literal would stop at it.
@@ -193,6 +186,7 @@ void RedactUserinfoInPlace(std::string* text_string) {
     if (amp == std::string::npos || amp < start) continue;
     text.replace(start, amp - start, "<redacted>");
   }
+  return text;
 }
 
 std::string RedactCmdline(std::string raw) {

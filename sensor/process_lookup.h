@@ -60,9 +60,10 @@ std::string EscapeCmdline(std::string_view raw, size_t cap = 512);
 // Also: anything shaped like an IMDSv2 token ("AQAE" + base64), and URL userinfo.
 std::string RedactCmdline(std::string raw);
 
-// "scheme://user:password@host" -> "scheme://<redacted>@host", wherever it stands.
+// "scheme://user:password@host" -> "scheme://<redacted>@host", wherever it stands in a
+// command line (an argument ends the host part at a space, quote or NUL). Request targets
+// have their own rules: RedactTargetInPlace (sensor/inspector.h).
 std::string RedactUserinfo(std::string text);
-void RedactUserinfoInPlace(std::string* text);
 
 class ProcessLookup {
  public:

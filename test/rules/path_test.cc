@@ -146,6 +146,18 @@ TEST(PathFlagNames, StableNamesInBitOrder) {
   EXPECT_EQ(PathFlagNames(1u << 31), "");
 }
 
+TEST(PathFlagNames, AppendedOnceToAnotherList) {
+  std::string names = "truncated,oversized";
+  AppendPathFlagNames(kDotDot | kTruncated, &names);
+  EXPECT_EQ(names, "truncated,oversized,dotdot");  // "truncated" was there already
+  std::string empty;
+  AppendPathFlagNames(kTruncated, &empty);
+  EXPECT_EQ(empty, "truncated");
+  std::string prefix_only = "truncatedx,dot_x";
+  AppendPathFlagNames(kTruncated | kDot, &prefix_only);
+  EXPECT_EQ(prefix_only, "truncatedx,dot_x,dot,truncated");  // whole names only
+}
+
 TEST(ResolveHostile, AllPercent) {
   const std::string target(kMaxTargetBytes, '%');
   const ResolvedPath r = ResolveTarget(target);

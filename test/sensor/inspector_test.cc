@@ -102,6 +102,101 @@ class InspectorTest : public ::testing::Test {
   bool midstream_ = false;
 };
 
+TEST(RedactTarget, UserinfoGoesWhereverAUrlNamesItsServer) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"http://admin:pw@169.254.169.254/latest/", "http://<redacted>@169.254.169.254/latest/"},
+      // Quotes are legal sub-delims in a userinfo; spaces and tabs are not, but are sent.
+      {"http://admin:pa'ss@169.254.169.254/latest/", "http://<redacted>@169.254.169.254/latest/"},
+      {"http://admin:pa\"ss@169.254.169.254/", "http://<redacted>@169.254.169.254/"},
+      {"http://admin:pa ss@169.254.169.254/", "http://<redacted>@169.254.169.254/"},
+      {"http://admin:pa\tss@169.254.169.254/", "http://<redacted>@169.254.169.254/"},
+      {"HTTP://a:b@c@169.254.169.254?x", "HTTP://<redacted>@169.254.169.254?x"},
+      {"http://u:p@h#frag", "http://<redacted>@h#frag"},
+      {"/?u=http://u:p@elsewhere/x&v=https://v:q@e2", "/?u=http://<redacted>@elsewhere/x&v=https://<redacted>@e2"},
+      // Authority form, read by the path rules as a bare path.
+      {"admin:pw@169.254.169.254:80/latest/", "<redacted>@169.254.169.254:80/latest/"},
+      {"admin:pw@169.254.169.254:80", "<redacted>@169.254.169.254:80"},
+      // Nothing to redact.
+      {"/latest/meta-data/a@b", "/latest/meta-data/a@b"},
+      {"http://169.254.169.254/a@b", "http://169.254.169.254/a@b"},
+      {"http://169.254.169.254", "http://169.254.169.254"},
+      {"latest/meta-data@", "latest/meta-data@"},
+      {"*", "*"},
+      {"", ""},
+      {"://", "://"},
+      {"http://@h/", "http://<redacted>@h/"},
+  };
+  for (const auto& [target, expected] : cases) {
+    std::string text = target;
+    RedactTargetInPlace(&text, /*cut_off=*/false);
+    EXPECT_EQ(text, expected) << target;
+  }
+}
+
+TEST(RedactTarget, EveryCutOfAUserinfoTargetHidesThePassword) {
+  // A request cut (FIN, hole, cap) anywhere in its authority: what is left of the password
+  // never shows.
+  const std::string full = "http://admin:hunter2@169.254.169.254/latest/";
+  const size_t authority = full.find("://") + 3;
+  const size_t path = full.find('/', authority);
+  for (size_t n = 0; n <= full.size(); ++n) {
+    std::string text = full.substr(0, n);
+    RedactTargetInPlace(&text, /*cut_off=*/true);
+    if (n > authority) {
+      EXPECT_TRUE(text.substr(authority).starts_with("<redacted>")) << n << ": " << text;
+    }
+    EXPECT_EQ(text.find("admin"), std::string::npos) << n << ": " << text;
+    if (n > path) {
+      EXPECT_EQ(text, "http://<redacted>@169.254.169.254" + full.substr(path, n - path));
+    }
+  }
+  std::string complete = "http://169.254.169.254";
+  RedactTargetInPlace(&complete, /*cut_off=*/false);
+  EXPECT_EQ(complete, "http://169.254.169.254");  // not cut: the host stays
+}
+
+TEST(RedactHost, EverythingBeforeTheLastAtSignGoes) {
+  for (const auto& [host, expected] : std::initializer_list<std::pair<std::string, std::string>>{
+           {"admin:hunter2@169.254.169.254", "<redacted>@169.254.169.254"},
+           {"a@b@169.254.169.254:80", "<redacted>@169.254.169.254:80"},
+           {"169.254.169.254", "169.254.169.254"},
+           {"[fd00:ec2::254]", "[fd00:ec2::254]"},
+           {"", ""}}) {
+    std::string text = host;
+    RedactHostInPlace(&text);
+    EXPECT_EQ(text, expected) << host;
+  }
+}
+
+TEST_F(InspectorTest, NoHitFieldCarriesUserinfo) {
+  TcpSpec spec = MetadataV4(40201);
+  Send(spec, "GET http://admin:pa'ss@169.254.169.254/latest/ HTTP/1.1\r\n"
+             "Host: admin:hunter2@169.254.169.254\r\n\r\n");
+  Send(MetadataV4(40202), "GET admin:pw@169.254.169.254:80/latest/ HTTP/1.1\r\n\r\n");
+  // Cut inside the password by the FIN.
+  TcpSpec cut = MetadataV4(40203);
+  const std::string partial = "GET http://admin:hunter2";
+  Send(cut, partial);
+  cut.seq += static_cast<uint32_t>(partial.size());
+  cut.flags = 0x11;  // FIN|ACK
+  Send(cut, "");
+  auto hits = Drain();
+  ASSERT_EQ(hits.size(), 3u);
+  EXPECT_EQ(hits[0].url, "http://<redacted>@169.254.169.254/latest/");
+  EXPECT_EQ(hits[0].norm, "/latest/");
+  EXPECT_EQ(hits[0].host, "<redacted>@169.254.169.254");
+  EXPECT_EQ(hits[1].url, "<redacted>@169.254.169.254:80/latest/");
+  EXPECT_EQ(hits[1].norm, "/<redacted>@169.254.169.254:80/latest/");
+  EXPECT_EQ(hits[2].url, "http://<redacted>");
+  EXPECT_NE(hits[2].flags.find("truncated"), std::string::npos) << hits[2].flags;
+  for (const auto& hit : hits) {
+    for (const std::string* field : {&hit.url, &hit.norm, &hit.host, &hit.flags}) {
+      EXPECT_EQ(field->find("admin"), std::string::npos) << *field;
+      EXPECT_EQ(field->find("hunter2"), std::string::npos) << *field;
+    }
+  }
+}
+
 TEST_F(InspectorTest, OneSegmentOneHitWithContractFields) {
   Send(MetadataV4(40001), "GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: curl/7.88.1\r\n\r\n");
   auto hits = Drain();

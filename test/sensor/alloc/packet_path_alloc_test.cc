@@ -51,7 +51,8 @@ using testing::SharedFilter;
 // by the consumer in place as the daemon's alert thread does. Returns the allocations made
 // while the inspector read the requests after the first `warm_up`.
 size_t AllocationsPerKeepAliveRun(rules::FilterMode mode, std::string_view list, int requests,
-                                  int warm_up) {
+                                  int warm_up,
+                                  std::string_view target = "/latest/meta-data/instance-id") {
   InspectorConfig config;
   Inspector::EventRing ring(64);
   Inspector inspector(config, SharedFilter(mode, list), &ring);
@@ -74,7 +75,7 @@ size_t AllocationsPerKeepAliveRun(rules::FilterMode mode, std::string_view list,
   inspector.OnPacket(packet_of(syn_bytes, NF_INET_LOCAL_OUT));
   inspector.OnPacket(packet_of(synack_bytes, NF_INET_PRE_ROUTING));
   const std::string request =
-      "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n"
+      "GET " + std::string(target) + " HTTP/1.1\r\nHost: 169.254.169.254\r\n"
       "User-Agent: aws-sdk-go/1.44.0 (go1.20; linux; amd64)\r\nAccept: */*\r\n\r\n";
   std::vector<std::vector<uint8_t>> packets;
   for (int i = 0; i < requests; ++i) {
@@ -107,6 +108,18 @@ TEST(PacketPathAllocationTest, AHitOnAFollowedConnectionAllocatesNothing) {
 TEST(PacketPathAllocationTest, AFilteredRequestAllocatesNothing) {
   EXPECT_EQ(AllocationsPerKeepAliveRun(rules::FilterMode::kBlacklist, "/latest/meta-data/iam/", 1000, 10),
             0u);
+}
+
+TEST(PacketPathAllocationTest, HitsWithFlagsAndRedactedUserinfoAllocateNothing) {
+  // Flag names are appended into the slot's string; a userinfo longer than "<redacted>"
+  // shrinks the URL in place.
+  for (const std::string_view target :
+       {"/latest//meta-data/instance-id", "/latest//meta-data/../meta-data/instance-id",
+        "http://169.254.169.254/latest//x", "http://admin:a-long-password@169.254.169.254/latest/",
+        "/latest/%6deta-data/./x?y=http://someone:secret-value@elsewhere/"}) {
+    EXPECT_EQ(AllocationsPerKeepAliveRun(rules::FilterMode::kAll, "", 1000, 200, target), 0u)
+        << target;
+  }
 }
 
 TEST(PacketPathAllocationTest, TheCounterSeesAllocations) {
