@@ -70,6 +70,7 @@ fi
 echo "nfq-apeeper user data: package manager $pm"
 
 work=$(mktemp -d /tmp/nfq-apeeper-install.XXXXXX) || fail "mktemp failed"
+trap 'rm -rf "$work"' EXIT  # also when a step fails
 if [ -n "$PACKAGE_URL" ]; then
   package="$work/nfq-apeeper.$kind"
   curl -fsSL --retry 5 -o "$package" "$PACKAGE_URL" || fail "cannot download PACKAGE_URL"
@@ -104,7 +105,6 @@ systemctl enable --now nfq-apeeper.service || fail "systemctl enable --now nfq-a
 sleep 3
 systemctl is-active --quiet nfq-apeeper.service || fail "nfq-apeeper is not running: $(journalctl -u nfq-apeeper -n 5 --no-pager 2>&1)"
 /usr/sbin/nfq-apeeper-rules status || true
-rm -rf "$work"
 echo "nfq-apeeper user data: done"
 signal 0 "nfq-apeeper is running"
 exit 0

@@ -7,7 +7,7 @@ test/bench/tiny_console.py, its event log in /dev/shm (tmpfs) when there is one,
 run_bench.py; `wrk -t2 -c8` for 6 s. Prints each thread's CPU seconds (utime + stime from
 /proc/<pid>/task/*/stat) and microseconds per request served. Threads: nfq-apeeper (the
 packet thread: queue reads, parsing, verdicts), nfq-alerts (event lines, folding),
-nfq-attribute (process lookup), nfq-console (delivery). Needs root. Extra arguments go to the daemon. NFQ_BENCH_CLOSE=1: a new
+nfq-attribute (process lookup), nfq-console (delivery), nfq-spool (the spool's keeper). Needs root. Extra arguments go to the daemon. NFQ_BENCH_CLOSE=1: a new
 connection per request (wrk -H 'Connection: close') instead of keep-alive. NFQ_BENCH_ONE_CONN=1:
 one connection, one request in flight (wrk -t1 -c1, run_bench.py's latency workload).
 
@@ -33,6 +33,9 @@ def thread_ticks(pid):
 
 
 def main():
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__.strip())
+        return
     lab = lablib.Lab()
     lab.start()
     try:
@@ -42,9 +45,9 @@ def main():
                                events_dir=B.memory_event_dir())
         time.sleep(1)
         before, served0 = thread_ticks(daemon.pid), B.nginx_requests(lab)
-        close = ["-H", "Connection: close"] if os.environ.get("NFQ_BENCH_CLOSE") else []
-        load = ["-t1", "-c1"] if os.environ.get("NFQ_BENCH_ONE_CONN") else ["-t2", "-c8"]
-        r = lab.run(lab.inst, ["wrk", *load, "-d6s", *close, f"{lablib.URL4}{B.PATH}"])
+        one_conn = bool(os.environ.get("NFQ_BENCH_ONE_CONN"))
+        r = B.wrk(lab, 1 if one_conn else 2, 1 if one_conn else 8, 6,
+                  close=bool(os.environ.get("NFQ_BENCH_CLOSE")))
         after, served = thread_ticks(daemon.pid), B.nginx_requests(lab) - served0
         hz = os.sysconf("SC_CLK_TCK")
         for tid in sorted(after):
@@ -55,7 +58,7 @@ def main():
             except OSError:
                 name = "?"
             print(f"thread {tid} {name}: {cpu:.2f} s CPU, {cpu / max(served, 1) * 1e6:.1f} us per request")
-        rate = [line.strip() for line in r.stdout.splitlines() if "Requests/sec" in line]
+        rate = [line.strip() for line in r["raw"].splitlines() if "Requests/sec" in line]
         print(f"requests served: {served}; {rate[0] if rate else ''}")
         daemon.stop()
         daemon.remove_event_log()
