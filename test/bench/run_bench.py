@@ -22,9 +22,11 @@ namespace), wrk is the client (inst namespace). Interleaved rounds of
 
 over three workloads: keep-alive GETs (wrk -t2 -c8), a new connection per request (the same
 with 'Connection: close'), single-connection latency (wrk -t1 -c1 --latency). Prints a markdown
-table: req/s median and spread, ratios, p50/p99, packets queued per request, daemon CPU
-seconds per 100k requests (the floor's consumer's too), daemon peak RSS, kernel queue
-counters.
+table: req/s median and spread, ratios (of medians, and round by round), p50/p99, packets
+queued per request, daemon CPU seconds per 100k requests (the floor's consumer's too), the
+whole machine's busy CPU per request and its idle share (from /proc/stat), ratios of those
+CPU costs (independent of how the scheduler placed the busy threads, which the rates are
+not), daemon peak RSS, packets per queue read, kernel queue counters.
 
     run_bench.py [--rounds N] [--seconds S] [--quick] [--json FILE] [--configs A,B]
                  [--pin] [--event-log-dir DIR]
