@@ -228,6 +228,7 @@ void HttpRequestParser::Finish(OnRequest on_request) {
       current_.target.assign(split.target);
       current_.version.assign(split.version);
       current_.flags |= request_flag::kTruncated;
+      current_.target_cut = true;
       Emit(on_request);
       break;
     }
@@ -237,6 +238,7 @@ void HttpRequestParser::Finish(OnRequest on_request) {
     case State::kHeaderValue:
     case State::kHeaderSkipLine:
     case State::kHeadEndCr:
+      NoteHostCut();
       CommitHeader();
       current_.flags |= request_flag::kTruncated;
       Emit(on_request);
@@ -262,6 +264,8 @@ void HttpRequestParser::Emit(OnRequest on_request) {
   current_.has_token_ttl = false;
   current_.content_length = 0;
   current_.flags = 0;
+  current_.target_cut = false;
+  current_.host_cut = false;
   header_ = Header::kNone;
   content_length_seen_ = false;
   content_length_bad_ = false;
@@ -336,6 +340,7 @@ void HttpRequestParser::Step(uint8_t byte, OnRequest on_request) {
         current_.target.assign(split.target);
         current_.version.assign(split.version);
         current_.flags |= request_flag::kOversized;
+        current_.target_cut = true;
         Emit(on_request);
         StopFollowing();
         return;
@@ -412,11 +417,23 @@ void HttpRequestParser::StartHeaderValue(Header header) {
   state_ = State::kHeaderValueSpace;
 }
 
+void HttpRequestParser::NoteHostCut() noexcept {
+  // Only while the value itself is being read: a complete "Host: x" line waits for its commit
+  // in kHeaderLineStart (a folded line may still continue it) and was not cut.
+  if (header_ == Header::kHost && current_.host.empty() &&
+      (state_ == State::kHeaderValueSpace || state_ == State::kHeaderValue)) {
+    current_.host_cut = true;
+  }
+}
+
 void HttpRequestParser::CommitHeader() {
   const std::string_view value = TrimRight(value_);
   switch (header_) {
     case Header::kHost:
-      if (current_.host.empty()) AssignCapped(current_.host, value, kMaxHeaderValue);
+      if (current_.host.empty()) {
+        AssignCapped(current_.host, value, kMaxHeaderValue);
+        current_.host_cut = current_.host_cut || value_cut_;
+      }
       break;
     case Header::kUserAgent:
       if (current_.user_agent.empty()) AssignCapped(current_.user_agent, value, kMaxHeaderValue);
@@ -456,6 +473,7 @@ void HttpRequestParser::CommitHeader() {
 
 void HttpRequestParser::StepHeader(uint8_t byte, OnRequest on_request) {
   if (++header_bytes_ > kMaxHeaderBlock) {
+    NoteHostCut();
     CommitHeader();
     current_.flags |= request_flag::kOversized;
     Emit(on_request);

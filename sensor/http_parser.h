@@ -94,6 +94,7 @@ class HttpRequestParser {
   void CompleteRequestLine(OnRequest on_request);
   void StartHeaderValue(Header header);
   void CommitHeader();
+  void NoteHostCut() noexcept;  // at a cut of the head: a Host value being read was cut
   void EndOfHead(OnRequest on_request);
   void Emit(OnRequest on_request);  // reports current_, then clears it
   void ReportNonHttp(OnRequest on_request);

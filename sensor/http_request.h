@@ -55,6 +55,8 @@ struct HttpRequest {
   bool has_token_ttl = false;   // X-aws-ec2-metadata-token-ttl-seconds present
   uint64_t content_length = 0;
   uint32_t flags = 0;  // request_flag bits
+  bool target_cut = false;  // the request line ended in a cut (FIN, hole, its cap), not a line end
+  bool host_cut = false;    // the Host value was cut (its cap, or the end of the head within it)
   bool operator==(const HttpRequest&) const = default;
 };
 

@@ -10,6 +10,7 @@
 #include "sensor/http_parser.h"
 #include "sensor/nfqueue.h"
 #include "sensor/process_lookup.h"
+#include "sensor/userinfo.h"
 
 namespace nfq::sensor {
 namespace {
@@ -19,39 +20,7 @@ constexpr std::array<uint8_t, 16> kMetadataV6 = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0
                                                  0,    0,    0,    0,    0, 0, 0x02, 0x54};
 constexpr uint16_t kHttpPort = 80;
 
-constexpr std::string_view kRedacted = "<redacted>";
-
-// The authority that begins at `start` and ends at '/', '?', '#' or the end of the text loses
-// everything before its last '@'; with no '@', all of it if it runs to the end of a cut text.
-void RedactAuthority(std::string& text, size_t start, bool cut_off) {
-  const size_t stop = text.find_first_of("/?#", start);
-  const size_t end = stop == std::string::npos ? text.size() : stop;
-  const size_t at_sign = end == start ? std::string::npos : text.rfind('@', end - 1);
-  if (at_sign != std::string::npos && at_sign >= start) {
-    text.replace(start, at_sign - start, kRedacted);
-  } else if (stop == std::string::npos && cut_off && end > start) {
-    text.replace(start, end - start, kRedacted);
-  }
-}
-
 }  // namespace
-
-void RedactTargetInPlace(std::string* target, bool cut_off) {
-  std::string& text = *target;
-  const size_t scheme_end = text.find("://");
-  if (!text.empty() && text[0] != '/' && text.find_first_of("/?#@") < scheme_end) {
-    RedactAuthority(text, 0, /*cut_off=*/false);  // a cut bare path ("latest/me") is no secret
-  }
-  for (size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
-    RedactAuthority(text, at + 3, cut_off);
-  }
-}
-
-void RedactHostInPlace(std::string* host) {
-  if (const size_t at_sign = host->rfind('@'); at_sign != std::string::npos) {
-    host->replace(0, at_sign, kRedacted);
-  }
-}
 
 namespace {
 
@@ -445,16 +414,22 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
 }
 
 void Inspector::FillEvent(const HttpRequest& request, const Flow& flow, uint32_t flags,
-                          alerting::Hit::Clock::time_point now, InspectorEvent* event) const {
-  const bool cut_off = (flags & (request_flag::kTruncated | request_flag::kOversized)) != 0;
+                          alerting::Hit::Clock::time_point now, InspectorEvent* event) {
   event->url.assign(request.target);
-  RedactTargetInPlace(&event->url, cut_off);
+  if (!request.version.empty() && !request.version.starts_with("HTTP/")) {
+    // The last word was no version: it may be the rest of a target with a raw space.
+    event->url.push_back(' ');
+    event->url.append(request.version);
+  }
   event->norm.assign(resolved_.path);
-  if ((resolved_.flags & rules::path_flag::kNotOriginForm) != 0) {
-    RedactAuthority(event->norm, 1, /*cut_off=*/false);  // "user:pw@host/x" read as "/user:pw@host/x"
+  if (RedactTargetInPlace(&event->url, request.target_cut)) {
+    // The path shown is the redacted target's: a URL in the path ("/x/http://u:pw@h/") or an
+    // authority-form target ("u:pw@h:80/x") would show its userinfo in the resolved path.
+    rules::ResolveTargetInto(event->url, &shown_, &path_scratch_);
+    event->norm.assign(shown_.path);
   }
   event->method.assign(request.method);
-  const bool token_put = request.method == "PUT" && event->norm == "/latest/api/token";
+  const bool token_put = request.method == "PUT" && resolved_.path == "/latest/api/token";
   event->imds_v2 = request.has_imds_token || request.has_token_ttl || token_put;
   event->key = flow.key;
   event->uid = flow.has_uid ? int64_t{flow.uid} : -1;
@@ -468,7 +443,7 @@ void Inspector::FillEvent(const HttpRequest& request, const Flow& flow, uint32_t
   event->hook = flow.hook;
   event->indev = flow.indev;
   event->host.assign(request.host);
-  RedactHostInPlace(&event->host);
+  RedactHostInPlace(&event->host, request.host_cut);
   event->user_agent.assign(request.user_agent);
   event->seen = std::chrono::steady_clock::now();
 }

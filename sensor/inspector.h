@@ -49,17 +49,6 @@ struct InspectorEvent {
   bool imds_v2 = false;
 };
 
-// Userinfo in what a request names as its server never reaches a hit: "http://user:pw@host/p"
-// becomes "http://<redacted>@host/p". In a target the authority of every "scheme://" (absolute
-// form, or a URL in the query) ends only at '/', '?' or '#', so quotes, spaces or tabs in a
-// password do not end it early; so does a target that starts with an authority
-// ("user:pw@host:80/..."). cut_off: the target was cut (truncated, oversized); an authority
-// that runs to the cut without an '@' then goes whole, since the cut may have fallen inside a
-// password. Allocates only when the text grows (a userinfo shorter than "<redacted>").
-void RedactTargetInPlace(std::string* target, bool cut_off);
-// The same for a Host value ("user:pw@host"): everything before its last '@'.
-void RedactHostInPlace(std::string* host);
-
 // Frees, on the consumer's side, the strings of a ring slot that a long request made large, so
 // that the ring's slots keep only small buffers for reuse. Call before PopFront.
 void ReleaseLargeBuffers(InspectorEvent* event);
@@ -168,7 +157,7 @@ class Inspector {
   void FlushOverflow();
   // Sets every field of *event (a ring slot with an earlier hit's leftovers, or overflow_).
   void FillEvent(const HttpRequest& request, const Flow& flow, uint32_t flags,
-                 alerting::Hit::Clock::time_point now, InspectorEvent* event) const;
+                 alerting::Hit::Clock::time_point now, InspectorEvent* event);
   void OnRequest(const HttpRequest& request, const Flow& flow, uint32_t extra_flags);
 
   InspectorConfig config_;
@@ -182,6 +171,7 @@ class Inspector {
   InspectorCounters counters_;
   // OnRequest's working space, reused so that a request allocates nothing in steady state.
   rules::ResolvedPath resolved_;
+  rules::ResolvedPath shown_;  // the redacted target's, when redaction changed it
   std::string path_scratch_;
   InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest
   uint64_t overflow_count_ = 0;  // requests not yet reported because the queue was full

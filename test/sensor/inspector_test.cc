@@ -102,97 +102,72 @@ class InspectorTest : public ::testing::Test {
   bool midstream_ = false;
 };
 
-TEST(RedactTarget, UserinfoGoesWhereverAUrlNamesItsServer) {
-  const std::pair<std::string, std::string> cases[] = {
-      {"http://admin:pw@169.254.169.254/latest/", "http://<redacted>@169.254.169.254/latest/"},
-      // Quotes are legal sub-delims in a userinfo; spaces and tabs are not, but are sent.
-      {"http://admin:pa'ss@169.254.169.254/latest/", "http://<redacted>@169.254.169.254/latest/"},
-      {"http://admin:pa\"ss@169.254.169.254/", "http://<redacted>@169.254.169.254/"},
-      {"http://admin:pa ss@169.254.169.254/", "http://<redacted>@169.254.169.254/"},
-      {"http://admin:pa\tss@169.254.169.254/", "http://<redacted>@169.254.169.254/"},
-      {"HTTP://a:b@c@169.254.169.254?x", "HTTP://<redacted>@169.254.169.254?x"},
-      {"http://u:p@h#frag", "http://<redacted>@h#frag"},
-      {"/?u=http://u:p@elsewhere/x&v=https://v:q@e2", "/?u=http://<redacted>@elsewhere/x&v=https://<redacted>@e2"},
-      // Authority form, read by the path rules as a bare path.
-      {"admin:pw@169.254.169.254:80/latest/", "<redacted>@169.254.169.254:80/latest/"},
-      {"admin:pw@169.254.169.254:80", "<redacted>@169.254.169.254:80"},
-      // Nothing to redact.
-      {"/latest/meta-data/a@b", "/latest/meta-data/a@b"},
-      {"http://169.254.169.254/a@b", "http://169.254.169.254/a@b"},
-      {"http://169.254.169.254", "http://169.254.169.254"},
-      {"latest/meta-data@", "latest/meta-data@"},
-      {"*", "*"},
-      {"", ""},
-      {"://", "://"},
-      {"http://@h/", "http://<redacted>@h/"},
+class InspectorUserinfoTest : public InspectorTest {
+ protected:
+  // The hit of `bytes` sent on a new connection, followed by a FIN when fin.
+  alerting::Hit HitOf(std::string_view bytes, bool fin) {
+    TcpSpec spec = MetadataV4(next_port_++);
+    Send(spec, bytes);
+    if (fin) {
+      spec.seq += static_cast<uint32_t>(bytes.size());
+      spec.flags = 0x11;  // FIN|ACK
+      Send(spec, "");
+    }
+    auto hits = Drain();
+    EXPECT_EQ(hits.size(), 1u) << bytes;
+    return hits.empty() ? alerting::Hit{} : hits[0];
+  }
+  uint16_t next_port_ = 40200;
+};
+
+TEST_F(InspectorUserinfoTest, NoHitFieldCarriesUserinfo) {
+  struct Case {
+    std::string bytes;
+    bool fin;
+    std::string url, norm, host;
   };
-  for (const auto& [target, expected] : cases) {
-    std::string text = target;
-    RedactTargetInPlace(&text, /*cut_off=*/false);
-    EXPECT_EQ(text, expected) << target;
-  }
-}
-
-TEST(RedactTarget, EveryCutOfAUserinfoTargetHidesThePassword) {
-  // A request cut (FIN, hole, cap) anywhere in its authority: what is left of the password
-  // never shows.
-  const std::string full = "http://admin:hunter2@169.254.169.254/latest/";
-  const size_t authority = full.find("://") + 3;
-  const size_t path = full.find('/', authority);
-  for (size_t n = 0; n <= full.size(); ++n) {
-    std::string text = full.substr(0, n);
-    RedactTargetInPlace(&text, /*cut_off=*/true);
-    if (n > authority) {
-      EXPECT_TRUE(text.substr(authority).starts_with("<redacted>")) << n << ": " << text;
-    }
-    EXPECT_EQ(text.find("admin"), std::string::npos) << n << ": " << text;
-    if (n > path) {
-      EXPECT_EQ(text, "http://<redacted>@169.254.169.254" + full.substr(path, n - path));
-    }
-  }
-  std::string complete = "http://169.254.169.254";
-  RedactTargetInPlace(&complete, /*cut_off=*/false);
-  EXPECT_EQ(complete, "http://169.254.169.254");  // not cut: the host stays
-}
-
-TEST(RedactHost, EverythingBeforeTheLastAtSignGoes) {
-  for (const auto& [host, expected] : std::initializer_list<std::pair<std::string, std::string>>{
-           {"admin:hunter2@169.254.169.254", "<redacted>@169.254.169.254"},
-           {"a@b@169.254.169.254:80", "<redacted>@169.254.169.254:80"},
-           {"169.254.169.254", "169.254.169.254"},
-           {"[fd00:ec2::254]", "[fd00:ec2::254]"},
-           {"", ""}}) {
-    std::string text = host;
-    RedactHostInPlace(&text);
-    EXPECT_EQ(text, expected) << host;
-  }
-}
-
-TEST_F(InspectorTest, NoHitFieldCarriesUserinfo) {
-  TcpSpec spec = MetadataV4(40201);
-  Send(spec, "GET http://admin:pa'ss@169.254.169.254/latest/ HTTP/1.1\r\n"
-             "Host: admin:hunter2@169.254.169.254\r\n\r\n");
-  Send(MetadataV4(40202), "GET admin:pw@169.254.169.254:80/latest/ HTTP/1.1\r\n\r\n");
-  // Cut inside the password by the FIN.
-  TcpSpec cut = MetadataV4(40203);
-  const std::string partial = "GET http://admin:hunter2";
-  Send(cut, partial);
-  cut.seq += static_cast<uint32_t>(partial.size());
-  cut.flags = 0x11;  // FIN|ACK
-  Send(cut, "");
-  auto hits = Drain();
-  ASSERT_EQ(hits.size(), 3u);
-  EXPECT_EQ(hits[0].url, "http://<redacted>@169.254.169.254/latest/");
-  EXPECT_EQ(hits[0].norm, "/latest/");
-  EXPECT_EQ(hits[0].host, "<redacted>@169.254.169.254");
-  EXPECT_EQ(hits[1].url, "<redacted>@169.254.169.254:80/latest/");
-  EXPECT_EQ(hits[1].norm, "/<redacted>@169.254.169.254:80/latest/");
-  EXPECT_EQ(hits[2].url, "http://<redacted>");
-  EXPECT_NE(hits[2].flags.find("truncated"), std::string::npos) << hits[2].flags;
-  for (const auto& hit : hits) {
+  const std::string big_host = "admin:" + std::string(600, 'P') + "@169.254.169.254";
+  const Case cases[] = {
+      {"GET http://admin:pa'ss@169.254.169.254/latest/ HTTP/1.1\r\nHost: admin:hunter2@169.254.169.254\r\n\r\n",
+       false, "http://<redacted>@169.254.169.254/latest/", "/latest/", "<redacted>@169.254.169.254"},
+      {"GET admin:pw@169.254.169.254:80/latest/ HTTP/1.1\r\n\r\n", false,
+       "<redacted>@169.254.169.254:80/latest/", "/<redacted>@169.254.169.254:80/latest/", ""},
+      // A URL in the path: repeated slashes collapse "://" in the resolved path.
+      {"GET /latest/http://admin:hunter2@evil/ HTTP/1.1\r\n\r\n", false, "/latest/http://<redacted>@evil/",
+       "/latest/http:/<redacted>@evil/", ""},
+      // A space in the password and no version: the rest of the line is the target's.
+      {"GET http://admin:pa ss@169.254.169.254/latest/\r\n\r\n", false,
+       "http://<redacted>@169.254.169.254/latest/", "/latest/", ""},
+      // Cut inside the password, in the request line and in the Host value.
+      {"GET http://admin:hunter2", true, "http://<redacted>", "/", ""},
+      {"GET admin:hunt", true, "<redacted>", "/<redacted>", ""},
+      {"GET /latest/ HTTP/1.1\r\nHost: admin:hunt", true, "/latest/", "/latest/", "<redacted>"},
+      {"GET /latest/ HTTP/1.1\r\nHost: " + big_host + "\r\n\r\n", false, "/latest/", "/latest/", "<redacted>"},
+      // Cut after the request line or after Host: nothing is hidden that was whole.
+      {"GET http://169.254.169.254 HTTP/1.1\r\nHost: x\r\n", true, "http://169.254.169.254", "/", "x"},
+      {"GET /latest/?next=http://example.com HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: a", true,
+       "/latest/?next=http://example.com", "/latest/", "169.254.169.254"},
+  };
+  for (const Case& c : cases) {
+    const alerting::Hit hit = HitOf(c.bytes, c.fin);
+    EXPECT_EQ(hit.url, c.url) << c.bytes;
+    EXPECT_EQ(hit.norm, c.norm) << c.bytes;
+    EXPECT_EQ(hit.host, c.host) << c.bytes;
     for (const std::string* field : {&hit.url, &hit.norm, &hit.host, &hit.flags}) {
-      EXPECT_EQ(field->find("admin"), std::string::npos) << *field;
-      EXPECT_EQ(field->find("hunter2"), std::string::npos) << *field;
+      for (const char* secret : {"admin", "hunt", "pa ss", "pa'ss", "PPPP"}) {
+        EXPECT_EQ(field->find(secret), std::string::npos) << c.bytes << " -> " << *field;
+      }
+    }
+  }
+}
+
+TEST_F(InspectorUserinfoTest, EveryCutOfAnAuthorityFormRequestHidesThePassword) {
+  const std::string request = "GET admin:hunter2@169.254.169.254:80/latest/ HTTP/1.1\r\nHost: admin:hunter2@h\r\n\r\n";
+  for (size_t n = 5; n < request.size(); ++n) {
+    const alerting::Hit hit = HitOf(request.substr(0, n), /*fin=*/true);
+    for (const std::string* field : {&hit.url, &hit.norm, &hit.host}) {
+      EXPECT_EQ(field->find("admin"), std::string::npos) << n << ": " << *field;
+      EXPECT_EQ(field->find(":hu"), std::string::npos) << n << ": " << *field;
     }
   }
 }

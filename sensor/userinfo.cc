@@ -1,0 +1,119 @@
+#include "sensor/userinfo.h"
+
+#include <string_view>
+
+namespace nfq::sensor {
+namespace {
+
+constexpr std::string_view kRedacted = "<redacted>";
+
+char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// text[at...] starts with `lower`, compared without case.
+bool HasAt(std::string_view text, size_t at, std::string_view lower) {
+  if (at > text.size() || text.size() - at < lower.size()) return false;
+  for (size_t i = 0; i < lower.size(); ++i) {
+    if (LowerAscii(text[at + i]) != lower[i]) return false;
+  }
+  return true;
+}
+
+struct Intro {
+  size_t length = 0;  // of the "//" or "%2F%2F"; 0: no authority begins here
+  bool encoded = false;
+};
+
+Intro AuthorityIntroAt(std::string_view text, size_t at) {
+  Intro intro;
+  if (HasAt(text, at, "//")) {
+    intro = {2, false};
+  } else if (HasAt(text, at, "%2f%2f")) {
+    intro = {6, true};
+  } else {
+    return {};
+  }
+  if (at == 0 || text[at - 1] == '=') return intro;
+  if (!intro.encoded && text[at - 1] == ':') return intro;
+  if (intro.encoded && at >= 3 && HasAt(text, at - 3, "%3a")) return intro;
+  return {};
+}
+
+bool EndsAuthority(std::string_view text, size_t at, bool encoded) {
+  const char c = text[at];
+  if (c == '/' || c == '?' || c == '#') return true;
+  return encoded && (c == '&' || HasAt(text, at, "%2f") || HasAt(text, at, "%3f") || HasAt(text, at, "%23"));
+}
+
+// Redacts the userinfo of the authority that begins at `start`; returns where it now ends.
+size_t RedactAuthority(std::string& text, size_t start, bool encoded, bool cut, bool* redacted) {
+  size_t end = start;
+  size_t at_sign = std::string::npos;
+  for (; end < text.size() && !EndsAuthority(text, end, encoded); ++end) {
+    if (text[end] == '@' || (encoded && HasAt(text, end, "%40"))) at_sign = end;
+  }
+  if (at_sign != std::string::npos) {
+    text.replace(start, at_sign - start, kRedacted);
+    *redacted = true;
+    return start + kRedacted.size() + (end - at_sign);
+  }
+  if (cut && end == text.size() && end > start) {
+    text.replace(start, end - start, kRedacted);
+    *redacted = true;
+    return start + kRedacted.size();
+  }
+  return end;
+}
+
+bool StartsWithScheme(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z') ||
+                             (i > 0 && ((text[i] >= '0' && text[i] <= '9') || text[i] == '+' ||
+                                        text[i] == '-' || text[i] == '.')))) {
+    ++i;
+  }
+  return i > 0 && HasAt(text, i, "://");
+}
+
+// "user:pw@" anywhere else: a '@' whose segment (since '/', '?', '#', '&', '=' or ';') holds a ':'.
+void RedactColonSegments(std::string& text, bool* redacted) {
+  for (size_t at_sign = text.find('@'); at_sign != std::string::npos; at_sign = text.find('@', at_sign + 1)) {
+    const size_t boundary = text.find_last_of("/?#&=;", at_sign);
+    const size_t segment = boundary == std::string::npos ? 0 : boundary + 1;
+    const std::string_view before(text.data() + segment, at_sign - segment);
+    if (before.find(':') == std::string_view::npos) continue;
+    text.replace(segment, at_sign - segment, kRedacted);
+    at_sign = segment + kRedacted.size();
+    *redacted = true;
+  }
+}
+
+}  // namespace
+
+bool RedactTargetInPlace(std::string* target, bool target_cut) {
+  std::string& text = *target;
+  bool redacted = false;
+  size_t i = 0;
+  if (!text.empty() && text[0] != '/' && !StartsWithScheme(text) && AuthorityIntroAt(text, 0).length == 0) {
+    i = RedactAuthority(text, 0, /*encoded=*/false, target_cut, &redacted);
+  }
+  while (i < text.size()) {
+    const Intro intro = AuthorityIntroAt(text, i);
+    if (intro.length == 0) {
+      ++i;
+      continue;
+    }
+    i = RedactAuthority(text, i + intro.length, intro.encoded, target_cut, &redacted);
+  }
+  RedactColonSegments(text, &redacted);
+  return redacted;
+}
+
+void RedactHostInPlace(std::string* host, bool host_cut) {
+  if (const size_t at_sign = host->rfind('@'); at_sign != std::string::npos) {
+    host->replace(0, at_sign, kRedacted);
+  } else if (host_cut && !host->empty()) {
+    host->assign(kRedacted);
+  }
+}
+
+}  // namespace nfq::sensor
