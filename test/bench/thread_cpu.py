@@ -32,6 +32,23 @@ def thread_ticks(pid):
     return ticks
 
 
+def process_ticks():
+    """utime + stime of every process, by command name (summed), from /proc/<pid>/stat."""
+    ticks = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        ticks[comm] = ticks.get(comm, 0) + int(fields[11]) + int(fields[12])
+    return ticks
+
+
 def main():
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         print(__doc__.strip())
@@ -45,10 +62,12 @@ def main():
                                events_dir=B.memory_event_dir())
         time.sleep(1)
         before, served0 = thread_ticks(daemon.pid), B.nginx_requests(lab)
+        machine0, processes0 = B.system_cpu_seconds(), process_ticks()
         one_conn = bool(os.environ.get("NFQ_BENCH_ONE_CONN"))
         r = B.wrk(lab, 1 if one_conn else 2, 1 if one_conn else 8, 6,
                   close=bool(os.environ.get("NFQ_BENCH_CLOSE")))
         after, served = thread_ticks(daemon.pid), B.nginx_requests(lab) - served0
+        machine1, processes1 = B.system_cpu_seconds(), process_ticks()
         hz = os.sysconf("SC_CLK_TCK")
         for tid in sorted(after):
             cpu = (after[tid] - before.get(tid, 0)) / hz
@@ -60,6 +79,11 @@ def main():
             print(f"thread {tid} {name}: {cpu:.2f} s CPU, {cpu / max(served, 1) * 1e6:.1f} us per request")
         rate = [line.strip() for line in r["raw"].splitlines() if "Requests/sec" in line]
         print(f"requests served: {served}; {rate[0] if rate else ''}")
+        busy, total = machine1[0] - machine0[0], machine1[1] - machine0[1]
+        print(f"machine: {busy / max(served, 1) * 1e6:.1f} us busy CPU per request, idle {100 * (1 - busy / total):.0f} %")
+        spent = sorted(((processes1[c] - processes0.get(c, 0)) / hz, c) for c in processes1)
+        print("processes (CPU s, us per request): " + ", ".join(
+            f"{c} {cpu:.2f} {cpu / max(served, 1) * 1e6:.1f}" for cpu, c in reversed(spent[-6:]) if cpu > 0))
         daemon.stop()
         daemon.remove_event_log()
     finally:
