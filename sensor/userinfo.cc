@@ -51,15 +51,16 @@ size_t RedactAuthority(std::string& text, size_t start, bool encoded, bool cut, 
   for (; end < text.size() && !EndsAuthority(text, end, encoded); ++end) {
     if (text[end] == '@' || (encoded && HasAt(text, end, "%40"))) at_sign = end;
   }
+  if (cut && end == text.size() && end > start) {
+    // The cut may have fallen anywhere in the userinfo, also after a raw '@' in a password.
+    text.replace(start, end - start, kRedacted);
+    *redacted = true;
+    return start + kRedacted.size();
+  }
   if (at_sign != std::string::npos) {
     text.replace(start, at_sign - start, kRedacted);
     *redacted = true;
     return start + kRedacted.size() + (end - at_sign);
-  }
-  if (cut && end == text.size() && end > start) {
-    text.replace(start, end - start, kRedacted);
-    *redacted = true;
-    return start + kRedacted.size();
   }
   return end;
 }
@@ -74,11 +75,24 @@ bool StartsWithScheme(std::string_view text) {
   return i > 0 && HasAt(text, i, "://");
 }
 
-// "user:pw@" anywhere else: a '@' whose segment (since '/', '?', '#', '&', '=' or ';') holds a ':'.
-void RedactColonSegments(std::string& text, bool* redacted) {
+size_t SegmentStart(const std::string& text, size_t before) {
+  // '=', '&' and ';' may stand in a password: only '/', '?' and '#' end a segment here.
+  const size_t boundary = before == 0 ? std::string::npos : text.find_last_of("/?#", before - 1);
+  return boundary == std::string::npos ? 0 : boundary + 1;
+}
+
+// "user:pw@" anywhere else: a '@' whose segment holds a ':'; with `cut`, a last segment that
+// holds a ':' goes whole (the cut may have fallen before its '@', or after one in a password).
+void RedactColonSegments(std::string& text, bool cut, bool* redacted) {
+  if (cut) {
+    const size_t last = SegmentStart(text, text.size());
+    if (std::string_view(text).substr(last).find(':') != std::string_view::npos) {
+      text.replace(last, text.size() - last, kRedacted);
+      *redacted = true;
+    }
+  }
   for (size_t at_sign = text.find('@'); at_sign != std::string::npos; at_sign = text.find('@', at_sign + 1)) {
-    const size_t boundary = text.find_last_of("/?#&=;", at_sign);
-    const size_t segment = boundary == std::string::npos ? 0 : boundary + 1;
+    const size_t segment = SegmentStart(text, at_sign);
     const std::string_view before(text.data() + segment, at_sign - segment);
     if (before.find(':') == std::string_view::npos) continue;
     text.replace(segment, at_sign - segment, kRedacted);
@@ -104,15 +118,15 @@ bool RedactTargetInPlace(std::string* target, bool target_cut) {
     }
     i = RedactAuthority(text, i + intro.length, intro.encoded, target_cut, &redacted);
   }
-  RedactColonSegments(text, &redacted);
+  RedactColonSegments(text, target_cut, &redacted);
   return redacted;
 }
 
 void RedactHostInPlace(std::string* host, bool host_cut) {
-  if (const size_t at_sign = host->rfind('@'); at_sign != std::string::npos) {
+  if (host_cut && !host->empty()) {
+    host->assign(kRedacted);  // the cut may have fallen before an '@', or after one in a password
+  } else if (const size_t at_sign = host->rfind('@'); at_sign != std::string::npos) {
     host->replace(0, at_sign, kRedacted);
-  } else if (host_cut && !host->empty()) {
-    host->assign(kRedacted);
   }
 }
 

@@ -13,15 +13,16 @@ namespace nfq::sensor {
 // of a target that is neither a path nor "scheme://" ("admin:pw@host:80/...", authority form).
 // It ends at '/', '?' or '#' (encoded: also "%2F", "%3F", "%23" or '&'), so quotes, spaces or
 // tabs in a password do not end it early; everything before its last '@' ("%40" when
-// encoded) goes. Then, wherever a '@' follows a ':' within one path segment or query value
-// ("http:/admin:pw@h", "/x/admin:pw@h", "?proxy=admin:pw@h"), the segment before the '@' goes.
-// target_cut: the request line ended in a cut (FIN, hole, cap); an authority that runs to the
-// cut without an '@' then goes whole, since the cut may have fallen inside a password.
+// encoded) goes. Then, wherever a '@' follows a ':' within one segment (since the last '/',
+// '?' or '#': "http:/admin:pw@h", "/x/admin:pw@h", "?proxy=admin:pw@h"), all before the '@'
+// in that segment goes. target_cut: the request line ended in a cut (FIN, hole, cap) inside
+// the target; an authority that runs to the cut goes whole, and so does a last segment that
+// holds a ':', since the cut may have fallen anywhere in a password.
 // Returns whether anything was redacted.
 bool RedactTargetInPlace(std::string* target, bool target_cut);
 
 // "user:pw@host" -> "<redacted>@host"; with host_cut (the value was cut by its cap or by the
-// end of the head) and no '@', all of it.
+// end of the head), all of it.
 void RedactHostInPlace(std::string* host, bool host_cut);
 
 }  // namespace nfq::sensor

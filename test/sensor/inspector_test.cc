@@ -145,6 +145,9 @@ TEST_F(InspectorUserinfoTest, NoHitFieldCarriesUserinfo) {
       {"GET /latest/ HTTP/1.1\r\nHost: " + big_host + "\r\n\r\n", false, "/latest/", "/latest/", "<redacted>"},
       // Cut after the request line or after Host: nothing is hidden that was whole.
       {"GET http://169.254.169.254 HTTP/1.1\r\nHost: x\r\n", true, "http://169.254.169.254", "/", "x"},
+      {"GET http://169.254.169.254 HTTP/1.1", true, "http://169.254.169.254", "/", ""},  // version seen
+      {"GET /x/admin:p@ssWORD", true, "/x/<redacted>", "/x/<redacted>", ""},
+      {"GET /latest/ HTTP/1.1\r\nHost: admin:p@ssWORD", true, "/latest/", "/latest/", "<redacted>"},
       {"GET /latest/?next=http://example.com HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: a", true,
        "/latest/?next=http://example.com", "/latest/", "169.254.169.254"},
   };

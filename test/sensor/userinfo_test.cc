@@ -37,7 +37,11 @@ TEST(RedactTarget, UserinfoGoesWhereverAUrlNamesItsServer) {
       // A colon before an '@' within one segment: "user:pw@" wherever it stands.
       {"http:/admin:hunter2@169.254.169.254/", "http:/<redacted>@169.254.169.254/"},
       {"/x/admin:hunter2@h/y", "/x/<redacted>@h/y"},
-      {"/?proxy=admin:hunter2@h", "/?proxy=<redacted>@h"},
+      {"/?proxy=admin:hunter2@h", "/?<redacted>@h"},
+      // '=', '&' and ';' are legal in a password: they do not start a segment.
+      {"/x/admin:abcSECRET=@169.254.169.254/", "/x/<redacted>@169.254.169.254/"},
+      {"/?proxy=admin:pSECRET&w;v@h", "/?<redacted>@h"},
+      {"http:/admin:abc=SECRET@169.254.169.254/", "http:/<redacted>@169.254.169.254/"},
       // Authority form, read by the path rules as a bare path.
       {"admin:pw@169.254.169.254:80/latest/", "<redacted>@169.254.169.254:80/latest/"},
       {"admin:pw@169.254.169.254:80", "<redacted>@169.254.169.254:80"},
@@ -68,16 +72,31 @@ TEST(RedactTarget, EveryCutOfAUserinfoTargetHidesThePassword) {
   // A request line cut (FIN, hole, cap) anywhere: what is left of the password never shows.
   for (const std::string full : {"http://admin:hunter2@169.254.169.254/latest/",
                                  "admin:hunter2@169.254.169.254:80/latest/",
-                                 "/?u=http%3A%2F%2Fadmin%3Ahunter2%40evil%2F"}) {
+                                 "/?u=http%3A%2F%2Fadmin%3Ahunter2%40evil%2F",
+                                 "http://admin:hunter2@ssWORD@169.254.169.254/latest/",
+                                 "/x/admin:hunter2=&;@169.254.169.254/latest/",
+                                 "/?proxy=admin:hunter2@h&x=1"}) {
     for (size_t n = 0; n <= full.size(); ++n) {
       const std::string text = Redacted(full.substr(0, n), /*cut=*/true);
       for (size_t k = 2; k <= 7; ++k) {
         EXPECT_EQ(text.find(std::string("hunter2").substr(0, k)), std::string::npos) << n << ": " << text;
       }
-      EXPECT_EQ(text.find("admin"), std::string::npos) << n << ": " << text;
+      // A cut before the ':' leaves a bare word, which a path may be ("/x/admin").
+      EXPECT_EQ(text.find("admin:"), std::string::npos) << n << ": " << text;
+      if (full.find("//") != std::string::npos) {
+        EXPECT_EQ(text.find("admin"), std::string::npos) << n << ": " << text;
+      }
     }
   }
   EXPECT_EQ(Redacted("http://admin:hunter2", true), "http://<redacted>");
+  // Cut after a raw '@' in the password, and cuts of the forms without "//".
+  EXPECT_EQ(Redacted("http://admin:p@ssWORD", true), "http://<redacted>");
+  EXPECT_EQ(Redacted("admin:p@ssWORD", true), "<redacted>");
+  EXPECT_EQ(Redacted("/?u=http%3A%2F%2Fadmin%3Ap%40ssWORD", true), "/?u=http%3A%2F%2F<redacted>");
+  EXPECT_EQ(Redacted("/x/admin:SECRET", true), "/x/<redacted>");
+  EXPECT_EQ(Redacted("http:/admin:SECRET", true), "http:/<redacted>");
+  EXPECT_EQ(Redacted("/?proxy=admin:SECRET", true), "/?<redacted>");
+  EXPECT_EQ(Redacted("/x/admin:" + std::string(9000, 'S'), true), "/x/<redacted>");
   EXPECT_EQ(Redacted("admin:hunt", true), "<redacted>");
   EXPECT_EQ(Redacted(std::string("admin:") + std::string(9000, 'S'), true), "<redacted>");
   // Not cut: the host stays; cut after the authority: it stays too.
@@ -115,9 +134,10 @@ TEST(RedactHost, EverythingBeforeTheLastAtSignGoes) {
     RedactHostInPlace(&text, /*host_cut=*/false);
     EXPECT_EQ(text, expected) << host;
   }
-  std::string cut = "admin:hunt";
-  RedactHostInPlace(&cut, /*host_cut=*/true);
-  EXPECT_EQ(cut, "<redacted>");
+  for (std::string cut : {std::string("admin:hunt"), std::string("admin:p@ssWORD"), "admin:p@ss" + std::string(600, 'W')}) {
+    RedactHostInPlace(&cut, /*host_cut=*/true);
+    EXPECT_EQ(cut, "<redacted>");
+  }
 }
 
 }  // namespace
