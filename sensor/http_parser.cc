@@ -228,7 +228,7 @@ void HttpRequestParser::Finish(OnRequest on_request) {
       current_.target.assign(split.target);
       current_.version.assign(split.version);
       current_.flags |= request_flag::kTruncated;
-      current_.target_cut = !split.version.starts_with("HTTP/");  // else the target was whole
+      current_.target_cut = !IsHttpVersion(split.version);  // else the target was whole
       Emit(on_request);
       break;
     }

@@ -44,6 +44,9 @@ std::string RequestFlagNames(uint32_t flags);
 // outgrows its capacity.
 void AppendRequestFlagNames(uint32_t flags, std::string* names);
 
+// The request line's last word is an HTTP version ("HTTP/1.1"), not the rest of a target.
+inline bool IsHttpVersion(std::string_view word) { return word.starts_with("HTTP/"); }
+
 struct HttpRequest {
   std::string method;
   std::string target;   // as sent, capped at the request-line cap

@@ -415,30 +415,30 @@ void Inspector::OnRequest(const HttpRequest& request, const Flow& flow, uint32_t
 
 void Inspector::FillEvent(const HttpRequest& request, const Flow& flow, uint32_t flags,
                           alerting::Hit::Clock::time_point now, InspectorEvent* event) {
+  event->method.assign(request.method);
+  const bool token_put = request.method == "PUT" && resolved_.path == "/latest/api/token";
+  event->imds_v2 = request.has_imds_token || request.has_token_ttl || token_put;
+  event->flags.clear();
+  AppendRequestFlagNames(flags, &event->flags);
+  rules::AppendPathFlagNames(resolved_.flags, &event->flags);  // "truncated" only once
   event->url.assign(request.target);
-  if (!request.version.empty() && !request.version.starts_with("HTTP/")) {
+  if (!request.version.empty() && !IsHttpVersion(request.version)) {
     // The last word was no version: it may be the rest of a target with a raw space.
     event->url.push_back(' ');
     event->url.append(request.version);
   }
-  event->norm.assign(resolved_.path);
   if (RedactTargetInPlace(&event->url, request.target_cut)) {
     // The path shown is the redacted target's: a URL in the path ("/x/http://u:pw@h/") or an
     // authority-form target ("u:pw@h:80/x") would show its userinfo in the resolved path.
-    rules::ResolveTargetInto(event->url, &shown_, &path_scratch_);
-    event->norm.assign(shown_.path);
+    // resolved_ is working space whose flags and path were used above.
+    rules::ResolveTargetInto(event->url, &resolved_, &path_scratch_);
   }
-  event->method.assign(request.method);
-  const bool token_put = request.method == "PUT" && resolved_.path == "/latest/api/token";
-  event->imds_v2 = request.has_imds_token || request.has_token_ttl || token_put;
+  event->norm.assign(resolved_.path);
   event->key = flow.key;
   event->uid = flow.has_uid ? int64_t{flow.uid} : -1;
   event->gid = flow.has_uid ? int64_t{flow.gid} : -1;
   event->count = 1;
   event->first = event->last = now;
-  event->flags.clear();
-  AppendRequestFlagNames(flags, &event->flags);
-  rules::AppendPathFlagNames(resolved_.flags, &event->flags);  // "truncated" only once
   event->queue = config_.queue_num;
   event->hook = flow.hook;
   event->indev = flow.indev;

@@ -171,7 +171,6 @@ class Inspector {
   InspectorCounters counters_;
   // OnRequest's working space, reused so that a request allocates nothing in steady state.
   rules::ResolvedPath resolved_;
-  rules::ResolvedPath shown_;  // the redacted target's, when redaction changed it
   std::string path_scratch_;
   InspectorEvent overflow_;      // first hit dropped at the queue cap, stands for the rest
   uint64_t overflow_count_ = 0;  // requests not yet reported because the queue was full

@@ -62,7 +62,7 @@ std::string RedactCmdline(std::string raw);
 
 // "scheme://user:password@host" -> "scheme://<redacted>@host", wherever it stands in a
 // command line (an argument ends the host part at a space, quote or NUL). Request targets
-// have their own rules: RedactTargetInPlace (sensor/inspector.h).
+// have their own rules: RedactTargetInPlace (sensor/userinfo.h).
 std::string RedactUserinfo(std::string text);
 
 class ProcessLookup {

@@ -65,16 +65,6 @@ size_t RedactAuthority(std::string& text, size_t start, bool encoded, bool cut, 
   return end;
 }
 
-bool StartsWithScheme(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z') ||
-                             (i > 0 && ((text[i] >= '0' && text[i] <= '9') || text[i] == '+' ||
-                                        text[i] == '-' || text[i] == '.')))) {
-    ++i;
-  }
-  return i > 0 && HasAt(text, i, "://");
-}
-
 size_t SegmentStart(const std::string& text, size_t before) {
   // '=', '&' and ';' may stand in a password: only '/', '?' and '#' end a segment here.
   const size_t boundary = before == 0 ? std::string::npos : text.find_last_of("/?#", before - 1);
@@ -107,7 +97,8 @@ bool RedactTargetInPlace(std::string* target, bool target_cut) {
   std::string& text = *target;
   bool redacted = false;
   size_t i = 0;
-  if (!text.empty() && text[0] != '/' && !StartsWithScheme(text) && AuthorityIntroAt(text, 0).length == 0) {
+  // Authority form. Before "scheme://" it finds "scheme:" and no '@', and stops at the '/'.
+  if (!text.empty() && text[0] != '/' && AuthorityIntroAt(text, 0).length == 0) {
     i = RedactAuthority(text, 0, /*encoded=*/false, target_cut, &redacted);
   }
   while (i < text.size()) {

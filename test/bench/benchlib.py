@@ -199,11 +199,17 @@ def memory_event_dir():
     return d if tmpfs and os.access(d, os.W_OK) else None
 
 
+def stat_ticks(path):
+    """(command name, utime + stime in clock ticks) from a /proc/<pid>[/task/<tid>]/stat file."""
+    with open(path) as f:
+        text = f.read()
+    fields = text.rsplit(")", 1)[1].split()
+    return text[text.index("(") + 1:text.rindex(")")], int(fields[11]) + int(fields[12])
+
+
 def proc_cpu_seconds(pid):
     """utime + stime of pid (all threads) in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return stat_ticks(f"/proc/{pid}/stat")[1] / CLK_TCK
 
 
 def system_cpu_seconds():

@@ -24,28 +24,20 @@ from benchlib import lablib  # noqa: E402
 
 
 def thread_ticks(pid):
-    ticks = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks[tid] = int(fields[11]) + int(fields[12])
-    return ticks
+    return {tid: B.stat_ticks(f"/proc/{pid}/task/{tid}/stat")[1] for tid in os.listdir(f"/proc/{pid}/task")}
 
 
 def process_ticks():
-    """utime + stime of every process, by command name (summed), from /proc/<pid>/stat."""
+    """{pid: (command name, utime + stime ticks)} of every process. By pid: a kernel worker
+    renames itself with its work, and a process that exits before the second reading (wrk)
+    is not counted."""
     ticks = {}
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                text = f.read()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        ticks[comm] = ticks.get(comm, 0) + int(fields[11]) + int(fields[12])
+        if pid.isdigit():
+            try:
+                ticks[pid] = B.stat_ticks(f"/proc/{pid}/stat")
+            except (OSError, ValueError):
+                continue
     return ticks
 
 
@@ -77,13 +69,15 @@ def main():
             except OSError:
                 name = "?"
             print(f"thread {tid} {name}: {cpu:.2f} s CPU, {cpu / max(served, 1) * 1e6:.1f} us per request")
-        rate = [line.strip() for line in r["raw"].splitlines() if "Requests/sec" in line]
-        print(f"requests served: {served}; {rate[0] if rate else ''}")
+        print(f"requests served: {served}; {r['rps']:.0f} req/s")
         busy, total = machine1[0] - machine0[0], machine1[1] - machine0[1]
         print(f"machine: {busy / max(served, 1) * 1e6:.1f} us busy CPU per request, idle {100 * (1 - busy / total):.0f} %")
-        spent = sorted(((processes1[c] - processes0.get(c, 0)) / hz, c) for c in processes1)
+        by_name = {}
+        for pid, (name, ticks) in processes1.items():
+            by_name[name] = by_name.get(name, 0) + ticks - processes0.get(pid, (name, 0))[1]
+        spent = sorted((ticks / hz, name) for name, ticks in by_name.items())
         print("processes (CPU s, us per request): " + ", ".join(
-            f"{c} {cpu:.2f} {cpu / max(served, 1) * 1e6:.1f}" for cpu, c in reversed(spent[-6:]) if cpu > 0))
+            f"{name} {cpu:.2f} {cpu / max(served, 1) * 1e6:.1f}" for cpu, name in reversed(spent[-6:]) if cpu > 0))
         daemon.stop()
         daemon.remove_event_log()
     finally:
